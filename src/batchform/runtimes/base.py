@@ -1,0 +1,85 @@
+"""How a model is called: the one small interface every runtime implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionParameters:
+    """What a model may say about itself through GET /execution-parameters.
+
+    Each value is None when the model did not say; the request and then SageMaker's
+    defaults decide those.
+    """
+
+    max_concurrent_transforms: int | None = None
+    batch_strategy: str | None = None
+    max_payload_in_mb: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationRequest:
+    payload: bytes
+    content_type: str | None
+    accept: str | None
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class InvocationResponse:
+    body: bytes
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeContext:
+    """What a runtime needs to start one instance's model.
+
+    `environment` is already merged in contract order (SageMaker's variables, then the
+    model's Environment, then the job's); `workspace` is this instance's private
+    `/opt/ml`-shaped folder; `log` receives the model's output line by line.
+    """
+
+    instance_name: str
+    workspace: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    workers: int = 1
+    log: Callable[[str], None] = field(default=lambda line: None)
+
+
+class Runtime(ABC):
+    """A started model that answers invocations.
+
+    Implementations must be safe to call `invoke` from several threads at once (up to
+    MaxConcurrentTransforms) and must release every process and port in `stop`, which
+    may be called more than once.
+    """
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    def execution_parameters(self) -> ExecutionParameters:
+        return ExecutionParameters()
+
+    @abstractmethod
+    def invoke(self, request: InvocationRequest) -> InvocationResponse:
+        """Answer one payload; raise an InvocationError subclass when it cannot."""
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Runtime:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
