@@ -1,0 +1,202 @@
+"""Pull-based batchers: bytes of one object in, request payloads out. No I/O, no threads.
+
+Use: `add(chunk)` as bytes arrive, take `next_batch()` while `has_batch()`, then
+`done_adding()` and drain. Each batcher keeps only the unconsumed tail of what it was
+given, so memory stays about one payload limit plus one chunk.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from types import ModuleType
+
+from batchform.errors import InputFormatError, RecordTooLargeError
+from batchform.records import recordio, tfrecord
+from batchform.records.batch import Batch
+from batchform.spec.enums import BatchStrategy, SplitType
+
+#: With MaxPayloadInMB=0 (no limit) MultiRecord still cuts payloads near this size, at
+#: record boundaries, so that one huge object never becomes one huge request.
+UNLIMITED_TARGET_BYTES = 6 * 1024 * 1024
+
+RecordEnd = Callable[[bytes, int, int], "int | None"]
+
+
+class Batcher(ABC):
+    """Cuts one object's bytes into payloads of whole records."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit  # bytes; 0 means no limit
+        self._buffer = b""
+        self._offset = 0  # absolute offset of _buffer[0] in the object
+        self._record = 0  # index of the first record in _buffer
+        self._done = False
+        self._cut: tuple[int, int] | None = None  # cached answer of _cut_point
+
+    def add(self, chunk: bytes) -> None:
+        if self._done:
+            raise RuntimeError("add() after done_adding()")
+        self._buffer = self._buffer + chunk if self._buffer else chunk
+        self._cut = None
+
+    def done_adding(self) -> None:
+        self._done = True
+        self._cut = None
+
+    def has_batch(self) -> bool:
+        if self._cut is None:
+            self._cut = self._cut_point()
+        return self._cut is not None
+
+    def next_batch(self) -> Batch:
+        if not self.has_batch():
+            raise LookupError("no complete batch yet")
+        assert self._cut is not None
+        end, count = self._cut
+        self._cut = None
+        batch = Batch(self._buffer[:end], self._record, count, self._offset)
+        self._buffer = self._buffer[end:]
+        self._offset += end
+        self._record += count
+        return batch
+
+    @property
+    def records_seen(self) -> int:
+        return self._record
+
+    @abstractmethod
+    def _cut_point(self) -> tuple[int, int] | None:
+        """(end index into the buffer, record count) of the next payload, or None."""
+
+    def _too_large(self, size_hint: str) -> RecordTooLargeError:
+        return RecordTooLargeError(
+            f"record is larger than MaxPayloadInMB ({self._limit} bytes){size_hint}",
+            record_index=self._record,
+            byte_offset=self._offset,
+        )
+
+
+class WholeObjectBatcher(Batcher):
+    """SplitType=None: the object is one record and one payload."""
+
+    def _cut_point(self) -> tuple[int, int] | None:
+        if not self._done or not self._buffer:
+            return None
+        if self._limit and len(self._buffer) > self._limit:
+            raise self._too_large(f": the object is {len(self._buffer)} bytes")
+        return len(self._buffer), 1
+
+
+class LineSingleBatcher(Batcher):
+    """SplitType=Line, SingleRecord: one line (with its newline) a payload."""
+
+    def _cut_point(self) -> tuple[int, int] | None:
+        newline = self._buffer.find(b"\n")
+        if newline == -1:
+            if self._limit and len(self._buffer) > self._limit:
+                raise self._too_large("")
+            return (len(self._buffer), 1) if self._done and self._buffer else None
+        if self._limit and newline + 1 > self._limit:
+            raise self._too_large(f": the line is {newline + 1} bytes")
+        return newline + 1, 1
+
+
+class LineMultiBatcher(Batcher):
+    """SplitType=Line, MultiRecord: as many whole lines as fit, cut with rfind.
+
+    No Python loop over lines: one rfind per payload and one count for the record
+    number, both in C over the buffer.
+    """
+
+    def _cut_point(self) -> tuple[int, int] | None:
+        size = len(self._buffer)
+        target = self._limit or UNLIMITED_TARGET_BYTES
+        if size == 0 or (size <= target and not self._done):
+            return None
+        end = size
+        if size > target:
+            cut = self._buffer.rfind(b"\n", 0, target) + 1 or self._oversized_line_end()
+            if cut is None:
+                return None
+            end = cut
+        count = self._buffer.count(b"\n", 0, end)
+        if self._buffer[end - 1] != 0x0A:
+            count += 1  # the object's last line has no newline
+        return end, count
+
+    def _oversized_line_end(self) -> int | None:
+        """The first line does not fit the target: an error, unless there is no limit."""
+        if self._limit:
+            raise self._too_large("")
+        newline = self._buffer.find(b"\n")
+        if newline != -1:
+            return newline + 1
+        return len(self._buffer) if self._done else None
+
+
+class FramedBatcher(Batcher):
+    """SplitType=RecordIO or TFRecord: whole framed records, framing kept."""
+
+    def __init__(self, limit: int, framing: ModuleType, single: bool) -> None:
+        super().__init__(limit)
+        self._record_end: RecordEnd = framing.record_end
+        self._single = single
+        self._scanned = 0  # buffer index up to which records were already found
+        self._found = 0  # records found in buffer[:_scanned]
+
+    def next_batch(self) -> Batch:
+        batch = super().next_batch()
+        self._scanned -= len(batch.payload)
+        self._found -= batch.record_count
+        return batch
+
+    def _cut_point(self) -> tuple[int, int] | None:
+        target = self._limit or UNLIMITED_TARGET_BYTES
+        while not (self._single and self._found == 1):
+            end = self._record_end(self._buffer, self._scanned, self._offset)
+            if end is None:
+                self._check_partial_record_size()
+                break
+            if end > target and (self._found or self._limit):
+                if self._found == 0:
+                    raise self._too_large(f": the record is {end} bytes")
+                return self._scanned, self._found
+            self._scanned, self._found = end, self._found + 1
+        return self._flush_at_end()
+
+    def _check_partial_record_size(self) -> None:
+        """A record still arriving that already exceeds the limit fails now, unbuffered."""
+        if self._limit and not self._found and len(self._buffer) - self._scanned > self._limit:
+            raise self._too_large(": the record is still arriving and already larger")
+
+    def _flush_at_end(self) -> tuple[int, int] | None:
+        complete = self._single and self._found == 1
+        if not complete and not self._done:
+            return None
+        if self._done and self._scanned < len(self._buffer) and (not self._found):
+            raise InputFormatError(
+                f"truncated record: {len(self._buffer) - self._scanned} trailing bytes",
+                record_index=self._record + self._found,
+                byte_offset=self._offset + self._scanned,
+            )
+        return (self._scanned, self._found) if self._found else None
+
+
+def make_batcher(split_type: SplitType, strategy: BatchStrategy, max_payload_mb: int) -> Batcher:
+    """The batcher for one object under the job's settings."""
+    limit = max_payload_mb * 1024 * 1024
+    single = strategy is BatchStrategy.SINGLE_RECORD
+    if split_type is SplitType.NONE:
+        return WholeObjectBatcher(limit)
+    if split_type is SplitType.LINE:
+        return LineSingleBatcher(limit) if single else LineMultiBatcher(limit)
+    framing = recordio if split_type is SplitType.RECORDIO else tfrecord
+    return FramedBatcher(limit, framing, single)
+
+
+def read_size(max_payload_mb: int) -> int:
+    """How many bytes to read at a time: one payload's worth keeps memory bounded."""
+    if not max_payload_mb:
+        return UNLIMITED_TARGET_BYTES
+    return max(max_payload_mb * 1024 * 1024, 1024 * 1024)
