@@ -1,0 +1,140 @@
+"""Runs a transform job: list inputs, shard them over instances, run, decide the outcome."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from batchform import storage
+from batchform.engine.executors import get_executor
+from batchform.engine.objectrun import ObjectResult
+from batchform.engine.pipeline import BatchProcessor, InstanceJob, InstancePipeline
+from batchform.engine.progress import JobProgress, ProgressSnapshot
+from batchform.engine.settings import EffectiveSettings, resolve_settings
+from batchform.errors import JobStopped
+from batchform.runtimes.base import Runtime, RuntimeContext
+from batchform.spec.transform import CreateTransformJobRequest
+from batchform.storage import InputObject
+
+RuntimeFactory = Callable[[RuntimeContext], Runtime]
+ProcessorFactory = Callable[[CreateTransformJobRequest], BatchProcessor]
+
+
+class JobStatus(str, Enum):
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+@dataclass
+class TransformOutcome:
+    status: JobStatus
+    failure_reason: str | None
+    results: list[ObjectResult]
+    settings: EffectiveSettings | None
+    progress: ProgressSnapshot
+
+
+@dataclass
+class TransformJob:
+    """One run of a CreateTransformJob request with a way to start its model."""
+
+    request: CreateTransformJobRequest
+    runtime_factory: RuntimeFactory
+    workspace: str
+    log: Callable[[str], None] = print
+    executor: str = "local"
+    processor_factory: ProcessorFactory = lambda request: BatchProcessor()
+    progress: JobProgress = field(default_factory=JobProgress)
+    stop: threading.Event = field(default_factory=threading.Event)
+    settings: EffectiveSettings | None = None
+
+    def run(self) -> TransformOutcome:
+        source = self.request.transform_input.data_source.s3_data_source
+        objects = storage.list_inputs(source.s3_uri, source.s3_data_type)
+        self.progress.objects_total = len(objects)
+        self.progress.bytes_total = sum(obj.size or 0 for obj in objects)
+        shards = shard_by_key(objects, self.request.transform_resources.instance_count)
+        tasks = [self._instance_task(index, shard) for index, shard in enumerate(shards)]
+        try:
+            per_instance = get_executor(self.executor).run(tasks, self.stop)
+        except (JobStopped, KeyboardInterrupt):
+            return self._outcome(JobStatus.STOPPED, "stopped on request", [])
+        results = sorted((r for rs in per_instance for r in rs), key=lambda r: r.key)
+        if self.stop.is_set():
+            return self._outcome(JobStatus.STOPPED, "stopped on request", results)
+        failed = [result for result in results if not result.succeeded]
+        if failed:
+            return self._outcome(JobStatus.FAILED, failure_reason(failed), results)
+        return self._outcome(JobStatus.COMPLETED, None, results)
+
+    def _instance_task(
+        self, index: int, objects: list[InputObject]
+    ) -> Callable[[], list[ObjectResult]]:
+        name = f"{self.request.transform_job_name}/instance-{index + 1}"
+        job = InstanceJob(
+            name,
+            self.request,
+            objects,
+            self.progress,
+            self.stop,
+            self.log,
+            self.processor_factory(self.request),
+        )
+        return lambda: self._run_instance(index, job)
+
+    def _run_instance(self, index: int, job: InstanceJob) -> list[ObjectResult]:
+        if not job.objects:
+            return []
+        context = RuntimeContext(
+            instance_name=job.name,
+            workspace=os.path.join(self.workspace, f"instance-{index + 1}"),
+            environment=dict(self.request.environment),
+            workers=handler_workers(self.request),
+            log=self.log,
+        )
+        with self.runtime_factory(context) as runtime:
+            settings = resolve_settings(self.request, runtime.execution_parameters())
+            self.settings = self.settings or settings
+            self.log(f"{job.name}: {settings.data_log_line()}")
+            return InstancePipeline(job, runtime, settings).run()
+
+    def _outcome(
+        self, status: JobStatus, reason: str | None, results: list[ObjectResult]
+    ) -> TransformOutcome:
+        return TransformOutcome(status, reason, results, self.settings, self.progress.snapshot())
+
+
+def shard_by_key(objects: list[InputObject], instances: int) -> list[list[InputObject]]:
+    """SageMaker's ShardedByS3Key: the i-th object (in key order) goes to instance i mod N."""
+    return [objects[index::instances] for index in range(instances)]
+
+
+def handler_workers(request: CreateTransformJobRequest) -> int:
+    """Worker processes per instance: the cores this machine can give each instance.
+
+    SAGEMAKER_MODEL_SERVER_WORKERS (the inference toolkit's knob) wins when set.
+    """
+    configured = request.environment.get("SAGEMAKER_MODEL_SERVER_WORKERS")
+    if configured and configured.isdigit():
+        return max(1, int(configured))
+    cores = max(1, (os.cpu_count() or 1) // request.transform_resources.instance_count)
+    requested = request.max_concurrent_transforms
+    return min(cores, requested) if requested else cores
+
+
+def failure_reason(failed: list[ObjectResult]) -> str:
+    """Name the first failed object and why; SageMaker users look for exactly this."""
+    first = failed[0]
+    notes = "; ".join(getattr(first.error, "__notes__", []))
+    reason = f"Failed to transform '{first.key}': {first.error}"
+    if notes:
+        reason += f" ({notes})"
+    if len(failed) > 1:
+        reason += f"; {len(failed) - 1} other object(s) failed too"
+    return reason

@@ -1,0 +1,147 @@
+"""One input object in flight: responses arrive out of order, the `.out` is written in order.
+
+Slots of the instance's in-flight window are held by a batch until its response is
+written (or dropped because the object failed), so responses waiting behind a slow
+batch count against the window and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from batchform import storage
+from batchform.spec.enums import AssembleWith
+from batchform.storage import InputObject
+
+
+@dataclass
+class ObjectResult:
+    key: str
+    url: str
+    output_url: str
+    error: BaseException | None = None
+    records: int = 0
+    batches: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+
+def assemble(body: bytes, assemble_with: AssembleWith) -> bytes:
+    """AssembleWith=Line: exactly one newline after each response, never a blank line."""
+    if assemble_with is AssembleWith.LINE and not body.endswith(b"\n"):
+        return body + b"\n"
+    return body
+
+
+class ObjectRun:
+    """Collects one object's responses and commits its output once all are written."""
+
+    def __init__(
+        self,
+        obj: InputObject,
+        output_url: str,
+        assemble_with: AssembleWith,
+        release: Callable[[int], None],
+    ) -> None:
+        self.result = ObjectResult(obj.key, obj.url, output_url)
+        self._assemble_with = assemble_with
+        self._release = release
+        self._lock = threading.Lock()
+        self._pending: dict[int, bytes] = {}
+        self._sent = 0
+        self._written = 0
+        self._reading_done = False
+        self._closed = False
+        self._sink: AbstractContextManager[BinaryIO] | None = None
+        self._file: BinaryIO | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.result.error is not None
+
+    @property
+    def finished(self) -> bool:
+        return self._closed
+
+    def next_sequence(self) -> int:
+        with self._lock:
+            self._sent += 1
+            return self._sent - 1
+
+    def deliver(self, sequence: int, body: bytes, records: int) -> None:
+        """A response arrived; write it and every response now in order behind it."""
+        with self._lock:
+            if self.failed or self._closed:
+                self._release(1)
+                return
+            self._pending[sequence] = assemble(body, self._assemble_with)
+            self.result.records += records
+            try:
+                self._flush()
+                self._commit_if_complete()
+            except Exception as exc:  # storage failed under us: the object fails whole
+                self._fail_locked(exc)
+
+    def reading_done(self) -> None:
+        with self._lock:
+            self._reading_done = True
+            if self.failed:
+                return
+            try:
+                self._commit_if_complete()
+            except Exception as exc:
+                self._fail_locked(exc)
+
+    def fail(self, error: BaseException, *, holds_slot: bool = False) -> None:
+        """The object cannot be transformed: drop its output; nothing partial is kept."""
+        with self._lock:
+            if holds_slot:
+                self._release(1)
+            if not self.failed and not self._closed:
+                self._fail_locked(error)
+
+    def _fail_locked(self, error: BaseException) -> None:
+        self.result.error = error
+        self._release(len(self._pending))
+        self._pending.clear()
+        self._abort()
+
+    def _flush(self) -> None:
+        while self._written in self._pending:
+            body = self._pending[self._written]
+            self._open().write(body)
+            del self._pending[self._written]
+            self._release(1)
+            self._written += 1
+            self.result.bytes_out += len(body)
+            self.result.batches += 1
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            self._sink = storage.atomic_output(self.result.output_url)
+            self._file = self._sink.__enter__()
+        return self._file
+
+    def _commit_if_complete(self) -> None:
+        if self._closed or not self._reading_done or self._written < self._sent:
+            return
+        self._open()  # an empty object still gets its (empty) .out
+        sink, self._sink = self._sink, None
+        self._closed = True
+        assert sink is not None
+        sink.__exit__(None, None, None)
+
+    def _abort(self) -> None:
+        self._closed = True
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            error = self.result.error or RuntimeError("aborted")
+            sink.__exit__(type(error), error, error.__traceback__)

@@ -1,0 +1,224 @@
+"""The Python handler runtime: an `inference.py` served by a pool of worker processes.
+
+Each worker process loads the handler (and calls model_fn) once, then answers payloads
+sent over a pipe: no HTTP, no serialisation beyond raw bytes, and one process per core
+so CPU-bound models use the whole machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from batchform.errors import (
+    ModelConnectionError,
+    ModelError,
+    ModelTimeoutError,
+    RuntimeStartError,
+)
+from batchform.runtimes.base import (
+    ExecutionParameters,
+    InvocationRequest,
+    InvocationResponse,
+    Runtime,
+    RuntimeContext,
+)
+from batchform.runtimes.handler_module import HandlerSource, load_handler
+
+#: How long a worker may take to import the handler and run model_fn.
+DEFAULT_STARTUP_TIMEOUT = 600.0
+_CONTEXT = multiprocessing.get_context("spawn")
+
+
+def _worker_main(conn: Connection, source: HandlerSource, environment: dict[str, str]) -> None:
+    """Runs in the worker process: load once, then answer until the pipe closes."""
+    os.environ.update(environment)
+    try:
+        handler = load_handler(source)
+    except Exception as exc:  # anything the user's module raised at import or model_fn
+        conn.send(("start-error", str(exc)))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            content_type, accept = conn.recv()
+            payload = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        _answer(conn, handler, payload, content_type, accept)
+
+
+def _answer(
+    conn: Connection, handler: object, payload: bytes, content_type: str | None, accept: str | None
+) -> None:
+    try:
+        body, response_type = handler.transform(payload, content_type, accept)  # type: ignore[attr-defined]
+    except ModelError as exc:
+        conn.send(("error", exc.status, exc.message))
+        return
+    except Exception as exc:  # the user's code failed: SageMaker's toolkit answers 500
+        conn.send(("error", 500, f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ok", response_type))
+    conn.send_bytes(body)
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+
+
+class HandlerRuntime(Runtime):
+    """A pool of `workers` processes, each with the handler loaded once."""
+
+    def __init__(
+        self,
+        source: HandlerSource,
+        context: RuntimeContext,
+        startup_timeout: float = DEFAULT_STARTUP_TIMEOUT,
+    ) -> None:
+        self._source = source
+        self._context = context
+        self._startup_timeout = startup_timeout
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.restarts = 0
+
+    @property
+    def workers(self) -> int:
+        return max(1, self._context.workers)
+
+    def start(self) -> None:
+        starting = [self._spawn() for _ in range(self.workers)]
+        try:
+            for worker in starting:
+                self._await_ready(worker)
+        except BaseException:
+            self.stop()
+            raise
+        for worker in starting:
+            self._idle.put(worker)
+        self._context.log(
+            f"{self._context.instance_name}: handler {self._source.code_path} "
+            f"loaded in {self.workers} worker process(es)"
+        )
+
+    def execution_parameters(self) -> ExecutionParameters:
+        # Like SageMaker's own containers, offer one request in flight per worker.
+        return ExecutionParameters(
+            max_concurrent_transforms=self.workers,
+            batch_strategy="MultiRecord",
+            max_payload_in_mb=6,
+        )
+
+    def invoke(self, request: InvocationRequest) -> InvocationResponse:
+        worker = self._idle.get()
+        healthy = False
+        try:
+            response = self._exchange(worker, request)
+            healthy = True
+            return response
+        except ModelError:
+            healthy = True
+            raise
+        finally:
+            self._idle.put(worker if healthy else self._replace(worker))
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            workers, self._all = self._all, []
+        for worker in workers:
+            _close_quietly(worker.conn)
+        for worker in workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+
+    def _spawn(self) -> _Worker:
+        parent, child = _CONTEXT.Pipe()
+        environment = dict(self._context.environment)
+        process = _CONTEXT.Process(
+            target=_worker_main,
+            args=(child, self._source, environment),
+            name=f"batchform-handler-{self._context.instance_name}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        worker = _Worker(process, parent)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _await_ready(self, worker: _Worker) -> None:
+        if not worker.conn.poll(self._startup_timeout):
+            raise RuntimeStartError(
+                f"handler {self._source.code_path} did not load within {self._startup_timeout:g} s"
+            )
+        try:
+            status, detail = worker.conn.recv()
+        except EOFError as exc:
+            code = _exit_code(worker)
+            raise RuntimeStartError(
+                f"handler worker exited with code {code} while loading {self._source.code_path}"
+            ) from exc
+        if status != "ready":
+            raise RuntimeStartError(f"handler {self._source.code_path} failed to load: {detail}")
+
+    def _exchange(self, worker: _Worker, request: InvocationRequest) -> InvocationResponse:
+        try:
+            worker.conn.send((request.content_type, request.accept))
+            worker.conn.send_bytes(request.payload)
+            if not worker.conn.poll(request.timeout_seconds):
+                raise ModelTimeoutError(request.timeout_seconds)
+            reply = worker.conn.recv()
+            if reply[0] == "error":
+                raise ModelError(reply[1], reply[2])
+            return InvocationResponse(worker.conn.recv_bytes(), reply[1])
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            raise ModelConnectionError(
+                f"handler worker process exited with code {_exit_code(worker)}"
+            ) from exc
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        """A worker that timed out or died is killed and a fresh one loaded in its place."""
+        _close_quietly(worker.conn)
+        worker.process.kill()
+        worker.process.join(timeout=5)
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+            if self._stopped:
+                return worker
+        self.restarts += 1
+        self._context.log(f"{self._context.instance_name}: restarting handler worker")
+        fresh = self._spawn()
+        try:
+            self._await_ready(fresh)
+        except RuntimeStartError as exc:
+            # Keep the dead worker in the pool: the next invocation fails fast and tries
+            # again, so retries stay bounded by InvocationsMaxRetries.
+            self._context.log(f"{self._context.instance_name}: {exc}")
+            return fresh
+        return fresh
+
+
+def _exit_code(worker: _Worker) -> int | None:
+    worker.process.join(timeout=1)
+    return worker.process.exitcode
+
+
+def _close_quietly(conn: Connection) -> None:
+    with contextlib.suppress(OSError):
+        conn.close()

@@ -1,0 +1,129 @@
+"""From a model reference (what CreateModel names) to a runtime for each instance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from batchform.errors import ConfigurationError
+from batchform.runtimes.base import Runtime, RuntimeContext
+
+RuntimeFactory = Callable[[RuntimeContext], Runtime]
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    """A model as batchform can run it.
+
+    `image` is a folder or file:// URI (a `serve` executable: a process container; an
+    `inference.py`: a Python handler); `url` a model server already running;
+    `model_data_url` the ModelDataUrl tarball; `environment` the model's Environment.
+    """
+
+    image: str | None = None
+    model_data_url: str | None = None
+    url: str | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Request-level values a runtime may need before execution parameters are known."""
+
+    concurrency: int = 1
+    max_payload_in_mb: int = 6
+    batch_strategy: str = "MultiRecord"
+    startup_timeout: float = 600.0
+
+
+Builder = Callable[[ModelReference, RuntimeContext, RuntimeOptions], Runtime]
+
+
+def _handler(model: ModelReference, context: RuntimeContext, options: RuntimeOptions) -> Runtime:
+    from batchform.runtimes.handler import HandlerRuntime
+    from batchform.runtimes.handler_module import HandlerSource, find_handler
+
+    program = context.environment.get("SAGEMAKER_PROGRAM")
+    code_dir = local_folder(model.image) if model.image else None
+    model_dir = code_dir
+    if model.model_data_url:
+        from batchform.runtimes.modeldata import extract_model_data
+
+        model_dir = os.path.join(context.workspace, "model")
+        os.makedirs(model_dir, exist_ok=True)
+        extract_model_data(model.model_data_url, model_dir)
+    assert model_dir is not None
+    found = find_handler(code_dir or model_dir, program)
+    source = HandlerSource(model_dir=model_dir, code_path=found.code_path)
+    return HandlerRuntime(source, context, startup_timeout=options.startup_timeout)
+
+
+def _container(model: ModelReference, context: RuntimeContext, options: RuntimeOptions) -> Runtime:
+    from batchform.runtimes.process import runtime_for_container
+
+    assert model.image is not None
+    return runtime_for_container(
+        model.image,
+        model_data_url=model.model_data_url,
+        context=context,
+        concurrency=options.concurrency,
+        max_payload_in_mb=options.max_payload_in_mb,
+        batch_strategy=options.batch_strategy,
+        startup_timeout=options.startup_timeout,
+    )
+
+
+def _http(model: ModelReference, context: RuntimeContext, options: RuntimeOptions) -> Runtime:
+    from batchform.runtimes.http import HttpRuntime
+
+    assert model.url is not None
+    return HttpRuntime(model.url, concurrency=options.concurrency)
+
+
+_BUILDERS: dict[str, Builder] = {"handler": _handler, "container": _container, "http": _http}
+BUILDERS: Mapping[str, Builder] = MappingProxyType(_BUILDERS)
+
+
+def runtime_kind(model: ModelReference) -> str:
+    """Which runtime serves this model; an error lists what batchform can run."""
+    if model.url:
+        return "http"
+    if model.image:
+        folder = local_folder(model.image)
+        if _is_executable(os.path.join(folder, "serve")):
+            return "container"
+        if any(os.path.isfile(os.path.join(folder, sub, "inference.py")) for sub in ("", "code")):
+            return "handler"
+        if os.environ.get("SAGEMAKER_PROGRAM") or os.path.isdir(os.path.join(folder, "code")):
+            return "handler"
+        raise ConfigurationError(
+            f"cannot run model '{model.image}': expected a folder with an executable 'serve' "
+            "(a model container) or an 'inference.py' (a Python handler), or a --model-url"
+        )
+    if model.model_data_url:
+        return "handler"  # a framework-style tarball carrying code/inference.py
+    raise ConfigurationError("no model given: pass a model folder, a model URL or model data")
+
+
+def runtime_factory(model: ModelReference, options: RuntimeOptions) -> RuntimeFactory:
+    """A factory making one runtime per instance, with the model's Environment beneath the job's."""
+    builder = _BUILDERS[runtime_kind(model)]
+
+    def make(context: RuntimeContext) -> Runtime:
+        environment = {**model.environment, **context.environment}
+        return builder(model, replace(context, environment=environment), options)
+
+    return make
+
+
+def local_folder(image: str) -> str:
+    path = image.removeprefix("file://")
+    if not os.path.isdir(path):
+        raise ConfigurationError(f"model folder '{image}' does not exist")
+    return os.path.abspath(path)
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)

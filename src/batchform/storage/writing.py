@@ -1,0 +1,136 @@
+"""Writing outputs so that no partial object is ever visible."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
+
+import fsspec
+from fsspec.spec import AbstractBufferedFile
+
+from batchform.storage.filesystems import (
+    filesystem,
+    is_local,
+    partial_name,
+    storage_errors,
+    storage_failure,
+    translate_errors,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+logger = logging.getLogger(__name__)
+
+# S3 multipart part size: an open output holds about this much in memory, and S3
+# wants parts of at least 5 MiB.
+_WRITE_BLOCK_SIZE = 8 * 2**20
+
+
+def output_url(output_path: str, key: str) -> str:
+    """`<output_path>/<key>.out`, joined with exactly one '/'."""
+    return f"{output_path.rstrip('/')}/{key.lstrip('/')}.out"
+
+
+@contextmanager
+def atomic_output(url: str) -> Iterator[BinaryIO]:
+    """A writer whose bytes appear at `url` only when the block ends without error.
+
+    Locally the bytes go to a hidden temporary file beside the target, renamed over it
+    at the end. Object stores get the key directly: an S3 multipart upload becomes
+    visible only when completed, and on an exception it is aborted instead. Either way
+    the exception propagates; storage failures are raised as StorageError.
+    """
+    fs, path = filesystem(url)
+    write = _write_local if is_local(fs) else _write_object
+    with write(fs, path, url) as file:
+        yield cast(BinaryIO, _ObjectWriter(url, file))
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    """Write a whole (small) object atomically."""
+    with atomic_output(url) as file:
+        file.write(data)
+
+
+@contextmanager
+def _write_local(fs: fsspec.AbstractFileSystem, path: str, url: str) -> Iterator[IO[bytes]]:
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, partial_name(name))
+    with translate_errors(url, "open for writing"):
+        os.makedirs(folder, exist_ok=True)
+        file = open(temp, "xb")  # noqa: SIM115 - closed below, on both paths
+    try:
+        yield file
+        with translate_errors(url, "commit"):
+            file.close()
+            os.replace(temp, path)  # atomic within one filesystem, hence the same folder
+    except BaseException:
+        file.close()
+        with suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+@contextmanager
+def _write_object(fs: fsspec.AbstractFileSystem, path: str, url: str) -> Iterator[IO[bytes]]:
+    with translate_errors(url, "open for writing"):
+        file = fs.open(path, "wb", block_size=_WRITE_BLOCK_SIZE)
+    try:
+        yield file
+        with translate_errors(url, "commit"):
+            file.close()
+    except BaseException:
+        _abandon(fs, path, file)
+        raise
+
+
+def _abandon(fs: fsspec.AbstractFileSystem, path: str, file: IO[bytes]) -> None:
+    """Throw an unfinished upload away without committing any of it."""
+    try:
+        if isinstance(file, AbstractBufferedFile):
+            # close() - which the file's own __exit__ and __del__ call - would commit the
+            # buffered bytes; discard() aborts the multipart upload, and marking the file
+            # closed keeps anything from committing it later.
+            file.closed = True
+            file.discard()
+        else:
+            # Writers that commit on close (in-memory files, SFTP handles): close, then
+            # delete what landed. Not atomic, but nothing partial stays behind.
+            file.close()
+            fs.rm_file(path)
+    except Exception:
+        logger.warning("could not clean up unfinished output %s", path, exc_info=True)
+
+
+class _ObjectWriter(io.BufferedIOBase):
+    """Writes through to the output file, translating storage failures.
+
+    Closing it does not commit: only the end of the `atomic_output` block does.
+    """
+
+    def __init__(self, url: str, file: IO[bytes]) -> None:
+        super().__init__()
+        self._url = url
+        self._file = file
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        try:
+            return self._file.write(data)
+        except storage_errors() as exc:
+            raise storage_failure(self._url, "write", exc) from exc
+
+    def flush(self) -> None:
+        if self.closed or self._file.closed:
+            return
+        try:
+            self._file.flush()
+        except storage_errors() as exc:
+            raise storage_failure(self._url, "write", exc) from exc
