@@ -27,7 +27,13 @@ from batchform.engine.job import JobStatus, TransformOutcome
 from batchform.engine.progress import ProgressSnapshot
 from batchform.errors import BatchformError, SpecValidationError
 from batchform.runtimes.registry import ModelReference
-from batchform.spec.enums import AssembleWith, BatchStrategy, CompressionType, SplitType
+from batchform.spec.enums import (
+    AssembleWith,
+    BatchStrategy,
+    CompressionType,
+    JoinSource,
+    SplitType,
+)
 
 console = Console(stderr=True)
 
@@ -73,6 +79,9 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
 @click.option("--instance-type", help="InstanceType (ml.*).")
 @click.option("--timeout", type=int, help="InvocationsTimeoutInSeconds (1-3600).")
 @click.option("--max-retries", type=int, help="InvocationsMaxRetries (0-3).")
+@click.option("--input-filter", help="DataProcessing InputFilter (JSONPath), e.g. '$[1:]'.")
+@click.option("--output-filter", help="DataProcessing OutputFilter (JSONPath).")
+@click.option("--join-source", type=_choice(JoinSource), help="DataProcessing JoinSource.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
@@ -140,6 +149,9 @@ def _apply_flags(body: dict[str, Any], flags: dict[str, Any]) -> None:
     put(("MaxConcurrentTransforms",), flags["concurrency"])
     put(("BatchStrategy",), flags["strategy"])
     put(("TransformJobName",), flags["name"])
+    put(("DataProcessing", "InputFilter"), flags["input_filter"])
+    put(("DataProcessing", "OutputFilter"), flags["output_filter"])
+    put(("DataProcessing", "JoinSource"), flags["join_source"])
     for entry in flags["env"]:
         key, sep, value = entry.partition("=")
         if not sep:

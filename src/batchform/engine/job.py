@@ -11,10 +11,11 @@ from enum import Enum
 from batchform import storage
 from batchform.engine.executors import get_executor
 from batchform.engine.objectrun import ObjectResult
-from batchform.engine.pipeline import BatchProcessor, InstanceJob, InstancePipeline
+from batchform.engine.pipeline import BatchProcessor, InstanceJob, InstancePipeline, PassThrough
 from batchform.engine.progress import JobProgress, ProgressSnapshot
 from batchform.engine.settings import EffectiveSettings, resolve_settings
 from batchform.errors import JobStopped
+from batchform.records.dataprocessing import RecordProcessor
 from batchform.runtimes.base import Runtime, RuntimeContext
 from batchform.spec.transform import CreateTransformJobRequest
 from batchform.storage import InputObject
@@ -49,7 +50,7 @@ class TransformJob:
     workspace: str
     log: Callable[[str], None] = print
     executor: str = "local"
-    processor_factory: ProcessorFactory = lambda request: BatchProcessor()
+    processor_factory: ProcessorFactory = lambda request: data_processor(request)
     progress: JobProgress = field(default_factory=JobProgress)
     stop: threading.Event = field(default_factory=threading.Event)
     settings: EffectiveSettings | None = None
@@ -108,6 +109,18 @@ class TransformJob:
         self, status: JobStatus, reason: str | None, results: list[ObjectResult]
     ) -> TransformOutcome:
         return TransformOutcome(status, reason, results, self.settings, self.progress.snapshot())
+
+
+def data_processor(request: CreateTransformJobRequest) -> BatchProcessor:
+    """DataProcessing's filters and join, compiled once for the whole job."""
+    transform_input = request.transform_input
+    processor = RecordProcessor.create(
+        request.data_processing,
+        content_type=transform_input.content_type,
+        accept=request.transform_output.accept,
+        split_type=transform_input.split_type,
+    )
+    return processor if processor is not None else PassThrough()
 
 
 def shard_by_key(objects: list[InputObject], instances: int) -> list[list[InputObject]]:

@@ -76,13 +76,16 @@ class ObjectRun:
             self._sent += 1
             return self._sent - 1
 
-    def deliver(self, sequence: int, body: bytes, records: int) -> None:
-        """A response arrived; write it and every response now in order behind it."""
+    def deliver(self, sequence: int, body: bytes, records: int, assembled: bool = False) -> None:
+        """A response arrived; write it and every response now in order behind it.
+
+        `assembled` bodies (DataProcessing's, one record a line already) skip AssembleWith.
+        """
         with self._lock:
             if self.failed or self._closed:
                 self._release(1)
                 return
-            self._pending[sequence] = assemble(body, self._assemble_with)
+            self._pending[sequence] = body if assembled else assemble(body, self._assemble_with)
             self.result.records += records
             try:
                 self._flush()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from batchform import storage
 from batchform.engine.objectrun import ObjectResult, ObjectRun
@@ -24,6 +24,7 @@ from batchform.errors import (
     InputFormatError,
     InvocationError,
     JobStopped,
+    RecordTooLargeError,
 )
 from batchform.records.batch import Batch
 from batchform.records.batching import make_batcher, read_size
@@ -32,8 +33,16 @@ from batchform.spec.transform import CreateTransformJobRequest
 from batchform.storage import InputObject
 
 
-class BatchProcessor:
-    """Hook around each invocation (DataProcessing); the default sends payloads as they are."""
+class BatchProcessor(Protocol):
+    """Hook around each invocation (DataProcessing's RecordProcessor implements it)."""
+
+    def prepare(self, batch: Batch) -> bytes: ...
+
+    def finish(self, batch: Batch, response: bytes) -> bytes: ...
+
+
+class PassThrough:
+    """No DataProcessing: payloads and responses go as they are."""
 
     def prepare(self, batch: Batch) -> bytes:
         return batch.payload
@@ -129,6 +138,10 @@ class InstancePipeline:
             if run.failed or self._job.stop.is_set():
                 raise JobStopped("stopped") if self._job.stop.is_set() else _Skipped()
             payload = self._job.processor.prepare(batch)
+            self._check_payload_size(payload, batch)
+            if not payload:  # an InputFilter left nothing to send: SageMaker never sends b""
+                run.deliver(sequence, b"", batch.record_count, assembled=True)
+                return
             response = self._invoke_with_retries(payload)
             body = self._job.processor.finish(batch, response.body)
         except _Skipped:
@@ -139,13 +152,23 @@ class InstancePipeline:
             return
         except (InvocationError, InputFormatError) as exc:
             self._job.progress.add(errors=1)
-            run.fail(_with_batch(exc, run, batch), holds_slot=True)
+            run.fail(_with_batch(_located(exc, run.result.key), run, batch), holds_slot=True)
             return
         except Exception as exc:  # a bug of ours must not hang the window
             run.fail(exc, holds_slot=True)
             return
         self._job.progress.add(records=batch.record_count, batches=1, bytes_written=len(body))
         run.deliver(sequence, body, batch.record_count)
+
+    def _check_payload_size(self, payload: bytes, batch: Batch) -> None:
+        """A filtered payload can outgrow the original (quoting, number spelling)."""
+        limit = self._settings.max_payload_in_mb * 1024 * 1024
+        if limit and len(payload) > limit:
+            raise RecordTooLargeError(
+                f"payload after InputFilter is {len(payload)} bytes, over MaxPayloadInMB",
+                record_index=batch.first_record,
+                byte_offset=batch.offset,
+            )
 
     def _invoke_with_retries(self, payload: bytes) -> InvocationResponse:
         request = InvocationRequest(

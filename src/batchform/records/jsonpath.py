@@ -61,14 +61,17 @@ _Segment = _Name | _Names | _Wildcard | _Elements
 class JsonPath:
     """A compiled filter expression; `apply` on JSON values, `apply_fields` on CSV rows."""
 
-    __slots__ = ("_definite", "_positions", "expression", "segments")
+    __slots__ = ("_definite", "_selects_fields", "_spans", "expression", "segments")
 
     def __init__(self, expression: str, segments: tuple[_Segment, ...]) -> None:
         self.expression = expression
         self.segments = segments
         self._definite = all(_is_definite(segment) for segment in segments)
-        # Rows of one file nearly always have one width: resolve indexes once per width.
-        self._positions: dict[int, list[int]] = {}
+        self._selects_fields = len(segments) <= 1 and all(
+            isinstance(segment, _Wildcard | _Elements) for segment in segments
+        )
+        # Rows of one file nearly always have one width: plan the slices once per width.
+        self._spans: dict[int, list[tuple[int, int]]] = {}
 
     def __repr__(self) -> str:
         return f"JsonPath({self.expression!r})"
@@ -81,9 +84,7 @@ class JsonPath:
     @property
     def selects_fields(self) -> bool:
         """True when the path only picks positions, so it can apply to a CSV row."""
-        if len(self.segments) > 1:
-            return False
-        return all(isinstance(segment, _Wildcard | _Elements) for segment in self.segments)
+        return self._selects_fields
 
     def apply(self, value: object) -> object:
         """The part of a JSON value the path selects; InputFormatError if it is not there."""
@@ -94,16 +95,30 @@ class JsonPath:
 
     def apply_fields(self, fields: Sequence[T]) -> list[T]:
         """The fields of one CSV row the path selects (index and slice paths only)."""
-        if not self.selects_fields:
+        spans = self._spans.get(len(fields))
+        if spans is None:
+            spans = self._spans[len(fields)] = self._plan_spans(len(fields))
+        if len(spans) == 1:  # the common `$[1:]`: one C-level slice
+            return list(fields[spans[0][0] : spans[0][1]])
+        selected: list[T] = []
+        for start, stop in spans:
+            selected.extend(fields[start:stop])
+        return selected
+
+    def _plan_spans(self, width: int) -> list[tuple[int, int]]:
+        """The selected positions of a row of `width` fields, as (start, stop) slices."""
+        if not self._selects_fields:
             raise ValueError(f"{self.expression} selects by name and cannot filter CSV fields")
         segment = self.segments[0] if self.segments else None
         if not isinstance(segment, _Elements):  # `$`, `$.*` or `$[*]`: every field
-            return list(fields)
-        positions = self._positions.get(len(fields))
-        if positions is None:
-            positions = self._resolve(segment, len(fields))
-            self._positions[len(fields)] = positions
-        return [fields[position] for position in positions]
+            return [(0, width)]
+        spans: list[tuple[int, int]] = []
+        for position in self._resolve(segment, width):
+            if spans and spans[-1][1] == position:
+                spans[-1] = (spans[-1][0], position + 1)
+            else:
+                spans.append((position, position + 1))
+        return spans
 
     def _select(self, segment: _Segment, value: object) -> list[object]:
         if isinstance(segment, _Name):

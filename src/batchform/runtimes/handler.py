@@ -11,6 +11,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -38,6 +39,9 @@ _CONTEXT = multiprocessing.get_context("spawn")
 
 def _worker_main(conn: Connection, source: HandlerSource, environment: dict[str, str]) -> None:
     """Runs in the worker process: load once, then answer until the pipe closes."""
+    # Ctrl-C reaches the whole terminal process group; the parent decides when workers
+    # stop, so in-flight answers are not cut short by a traceback here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(environment)
     try:
         handler = load_handler(source)

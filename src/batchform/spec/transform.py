@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from batchform.spec.common import Environment, Request, ResourceName, Tag
+from batchform.spec.dataprocessing import data_processing_problems
 from batchform.spec.enums import (
     AssembleWith,
     BatchStrategy,
@@ -95,6 +96,9 @@ class CreateTransformJobRequest(Request):
     batch_data_capture_config: dict[str, Any] | None = None
 
     def cross_field_problems(self) -> list[tuple[str, str, object]]:
+        return self._payload_problems() + data_processing_problems(self)
+
+    def _payload_problems(self) -> list[tuple[str, str, object]]:
         concurrency = self.max_concurrent_transforms or 0
         payload = self.max_payload_in_mb or 0
         if concurrency * payload <= 100:
