@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from batchform.runtimes.handler_module import HandlerSource, find_handler, load_handler
-
 from batchform.records.batching import make_batcher
+from batchform.runtimes.handler_module import HandlerSource, find_handler, load_handler
 from batchform.spec.enums import BatchStrategy, SplitType
 
 

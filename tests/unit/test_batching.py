@@ -43,15 +43,17 @@ lines = st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"x")), m
 
 @settings(max_examples=300, deadline=None)
 @given(lines, st.booleans(), st.integers(31, 200), st.integers(1, 97))
-def test_line_multi_record_properties(records: list[bytes], trailing: bool, limit: int,
-                                      chunk: int) -> None:
+def test_line_multi_record_properties(
+    records: list[bytes], trailing: bool, limit: int, chunk: int
+) -> None:
     data = b"\n".join(records) + (b"\n" if trailing and records else b"")
     batches = drain(small_limit_batcher(SplitType.LINE, MULTI, limit), data, chunk)
     assert b"".join(b.payload for b in batches) == data
     assert all(0 < len(b.payload) <= limit for b in batches)
     assert sum(b.record_count for b in batches) == line_count(data)
-    assert [b.offset for b in batches] == [sum(len(x.payload) for x in batches[:i])
-                                            for i in range(len(batches))]
+    assert [b.offset for b in batches] == [
+        sum(len(x.payload) for x in batches[:i]) for i in range(len(batches))
+    ]
     assert all(b.payload.endswith(b"\n") for b in batches[:-1])
 
 
@@ -108,14 +110,19 @@ def test_no_limit_still_cuts_large_objects_at_line_boundaries() -> None:
 framed_records = st.lists(st.binary(max_size=40), max_size=30)
 
 
-@pytest.mark.parametrize(("split", "framing"), [(SplitType.RECORDIO, recordio),
-                                                (SplitType.TFRECORD, tfrecord)])
+@pytest.mark.parametrize(
+    ("split", "framing"), [(SplitType.RECORDIO, recordio), (SplitType.TFRECORD, tfrecord)]
+)
 @settings(max_examples=150, deadline=None)
-@given(records=framed_records, limit=st.integers(80, 400), chunk=st.integers(1, 61),
-       single=st.booleans())
-def test_framed_batches_keep_framing_and_limits(split: SplitType, framing: object,
-                                                records: list[bytes], limit: int, chunk: int,
-                                                single: bool) -> None:
+@given(
+    records=framed_records,
+    limit=st.integers(80, 400),
+    chunk=st.integers(1, 61),
+    single=st.booleans(),
+)
+def test_framed_batches_keep_framing_and_limits(
+    split: SplitType, framing: object, records: list[bytes], limit: int, chunk: int, single: bool
+) -> None:
     encoded = [framing.encode_record(r) for r in records]  # type: ignore[attr-defined]
     data = b"".join(encoded)
     strategy = SINGLE if single else MULTI

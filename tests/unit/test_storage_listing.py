@@ -49,14 +49,15 @@ def test_folder_prefix_lists_every_file_below_it_recursively_in_key_order(data: 
 
 
 def test_partial_name_prefix_matches_files_and_folders_starting_with_it(data: Path) -> None:
-    objects = list_inputs(f"{data}/train", PREFIX)
+    objects = list_inputs(f"{data}/tra", PREFIX)
     assert keys(objects) == ["train.csv", "train/a.csv", "train/deep/b.csv", "train_2.csv"]
 
 
-def test_prefix_without_trailing_slash_matches_siblings_like_s3(data: Path) -> None:
+def test_local_folder_named_without_its_slash_means_the_folder(data: Path) -> None:
     objects = list_inputs(str(data), PREFIX)
-    assert "database.csv" in keys(objects)
-    assert "data/train/a.csv" in keys(objects)
+    assert "database.csv" not in keys(objects)
+    assert keys(objects)[:3] == ["test.csv", "train.csv", "train/a.csv"]
+    assert keys(list_inputs(f"file://{data}/train", PREFIX)) == ["a.csv", "deep/b.csv"]
 
 
 def test_single_file_prefix_yields_that_file_named_by_its_basename(data: Path) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -69,7 +70,9 @@ def accepted_media_types(accept: str) -> list[str]:
 _NUMERIC_CSV_BYTES = b"0123456789.,-+eE \t\r\n"
 _NON_FINITE_LETTERS = b"nanifityNANIFITY"  # nan, inf, infinity in any case
 # JSON reads the integer literal -0 as 0; only a float parse keeps the sign.
-_NEGATIVE_ZERO_INTS = (b"-0,", b"-0\n", b"-0\r", b"-0 ", b"-0\t")
+_NEGATIVE_ZERO_INT = re.compile(rb"-0(?![0-9.eE])")
+# Deleting every other byte leaves a CSV's field separators, to check its shape.
+_NOT_SEPARATORS = bytes(byte for byte in range(256) if byte not in b",\n")
 
 
 def csv_to_array(body: bytes | str) -> Array:
@@ -93,12 +96,14 @@ def csv_to_array(body: bytes | str) -> Array:
 def _numeric_csv_fast(data: bytes) -> Array | None:
     if data.translate(None, _NUMERIC_CSV_BYTES):
         return None
-    if data.endswith(b"-0") or any(token in data for token in _NEGATIVE_ZERO_INTS):
-        return None
     try:
-        values = orjson.loads(b"[" + data.replace(b"\n", b",") + b"]")
+        # join, not +: one allocation instead of two copies of a 6 MB payload.
+        values = orjson.loads(b"".join((b"[", data.replace(b"\n", b","), b"]")))
         flat = np.array(values, dtype=np.float64)
     except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
+        return None
+    # Only zeros can have lost their sign; the text scan is skipped when there are none.
+    if not flat.all() and _NEGATIVE_ZERO_INT.search(data):
         return None
     return _rows_if_rectangular(data, flat)
 
@@ -110,11 +115,8 @@ def _rows_if_rectangular(data: bytes, flat: Array) -> Array | None:
         return None
     columns = flat.size // rows
     if rows > 1:
-        raw = np.frombuffer(data, dtype=np.uint8)
-        separators = raw[(raw == ord(",")) | (raw == ord("\n"))]
-        # Each line's last separator must be its newline, and no newline elsewhere.
-        line_ends = np.append(separators, np.uint8(ord("\n"))).reshape(rows, columns)[:, -1]
-        if not bool((line_ends == ord("\n")).all()):
+        one_line = b"," * (columns - 1)
+        if data.translate(None, _NOT_SEPARATORS) != b"\n".join([one_line] * rows):
             return None
     return flat.reshape(rows, columns)
 

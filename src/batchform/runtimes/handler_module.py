@@ -57,16 +57,17 @@ HandlerFn = Callable[..., Any]
 
 _log = logging.getLogger(__name__)
 _module_numbers = itertools.count()
-_HOOKS = (
-    "model_fn",
-    "transform_fn",
-    "input_fn",
-    "predict_fn",
-    "output_fn",
-    "pre_model_fn",
-    "model_warmup_fn",
-    "execution_parameters_fn",
-)
+# Every function the toolkit looks up in a user module, with its contract arity.
+_HOOKS = {
+    "model_fn": 1,
+    "transform_fn": 4,
+    "input_fn": 2,
+    "predict_fn": 2,
+    "output_fn": 2,
+    "pre_model_fn": 1,
+    "model_warmup_fn": 2,
+    "execution_parameters_fn": 0,
+}
 
 
 # --- finding the code -------------------------------------------------------------------
@@ -186,10 +187,7 @@ def _resolve_functions(module: ModuleType, path: str, context: HandlerContext) -
             f"{path}: transform_fn cannot be combined with input_fn, predict_fn or "
             "output_fn (the SageMaker inference toolkit refuses this too)"
         )
-    arities = {"model_fn": 1, "transform_fn": 4, "input_fn": 2, "predict_fn": 2}
-    arities |= {"output_fn": 2, "pre_model_fn": 1, "model_warmup_fn": 2}
-    arities["execution_parameters_fn"] = 0
-    bound = {name: _bind(fn, name, arities[name], context, path) for name, fn in found.items()}
+    bound = {name: _bind(fn, name, _HOOKS[name], context, path) for name, fn in found.items()}
     return _Functions(
         model_fn=bound["model_fn"],
         transform_fn=bound.get("transform_fn"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,7 @@ def list_inputs(uri: str, data_type: S3DataType | str) -> list[InputObject]:
     """The objects a job with S3Uri `uri` and S3DataType `data_type` reads, in order."""
     data_type = S3DataType(data_type)
     if data_type is S3DataType.S3_PREFIX:
-        return _list_prefix(uri)
+        return _list_prefix(_local_folder_as_prefix(uri))
     if data_type is S3DataType.MANIFEST_FILE:
         return _list_manifest(uri)
     raise ConfigurationError(
@@ -64,6 +65,18 @@ def _list_prefix(uri: str) -> list[InputObject]:
     if not objects:
         raise StorageError(uri, f"no objects match prefix {uri}")
     return sorted(objects, key=lambda obj: obj.key)
+
+
+def _local_folder_as_prefix(uri: str) -> str:
+    """A local folder given without its trailing '/' means the folder, as users expect.
+
+    Object stores keep S3's pure string-prefix rule; on a local disk 'data' naming an
+    existing folder would otherwise also match 'data-old.csv' and name outputs 'data/…'.
+    """
+    path = uri.removeprefix("file://")
+    if "://" not in path and not path.endswith("/") and os.path.isdir(path):
+        return uri + "/"
+    return uri
 
 
 def _split_prefix(uri: str) -> tuple[str, str]:
