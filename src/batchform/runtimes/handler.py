@@ -8,14 +8,14 @@ so CPU-bound models use the whole machine.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import queue
-import signal
+import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from batchform.errors import (
     ModelConnectionError,
@@ -30,52 +30,15 @@ from batchform.runtimes.base import (
     Runtime,
     RuntimeContext,
 )
-from batchform.runtimes.handler_module import HandlerSource, load_handler
+from batchform.runtimes.handler_module import HandlerSource
 
 #: How long a worker may take to import the handler and run model_fn.
 DEFAULT_STARTUP_TIMEOUT = 600.0
-_CONTEXT = multiprocessing.get_context("spawn")
-
-
-def _worker_main(conn: Connection, source: HandlerSource, environment: dict[str, str]) -> None:
-    """Runs in the worker process: load once, then answer until the pipe closes."""
-    # Ctrl-C reaches the whole terminal process group; the parent decides when workers
-    # stop, so in-flight answers are not cut short by a traceback here.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.update(environment)
-    try:
-        handler = load_handler(source)
-    except Exception as exc:  # anything the user's module raised at import or model_fn
-        conn.send(("start-error", str(exc)))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            content_type, accept = conn.recv()
-            payload = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        _answer(conn, handler, payload, content_type, accept)
-
-
-def _answer(
-    conn: Connection, handler: object, payload: bytes, content_type: str | None, accept: str | None
-) -> None:
-    try:
-        body, response_type = handler.transform(payload, content_type, accept)  # type: ignore[attr-defined]
-    except ModelError as exc:
-        conn.send(("error", exc.status, exc.message))
-        return
-    except Exception as exc:  # the user's code failed: SageMaker's toolkit answers 500
-        conn.send(("error", 500, f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ok", response_type))
-    conn.send_bytes(body)
 
 
 @dataclass
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     conn: Connection
 
 
@@ -144,26 +107,46 @@ class HandlerRuntime(Runtime):
         for worker in workers:
             _close_quietly(worker.conn)
         for worker in workers:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=5)
+            _reap(worker, grace=5.0)
 
     def _spawn(self) -> _Worker:
-        parent, child = _CONTEXT.Pipe()
-        environment = dict(self._context.environment)
-        process = _CONTEXT.Process(
-            target=_worker_main,
-            args=(child, self._source, environment),
-            name=f"batchform-handler-{self._context.instance_name}",
+        parent, child = socket.socketpair()
+        command = [
+            sys.executable,
+            "-m",
+            "batchform.runtimes.handler_worker",
+            str(child.fileno()),
+            self._source.code_path,
+            self._source.model_dir,
+        ]
+        environment = {**os.environ, **self._context.environment}
+        try:
+            process = subprocess.Popen(
+                command,
+                pass_fds=[child.fileno()],
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        finally:
+            child.close()
+        threading.Thread(
+            target=self._forward_output,
+            args=(process,),
             daemon=True,
-        )
-        process.start()
-        child.close()
-        worker = _Worker(process, parent)
+            name=f"{self._context.instance_name}-handler-log",
+        ).start()
+        worker = _Worker(process, Connection(parent.detach()))
         with self._lock:
             self._all.append(worker)
         return worker
+
+    def _forward_output(self, process: subprocess.Popen[bytes]) -> None:
+        """What the handler prints goes to the job log, line by line, named by instance."""
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._context.log(f"{self._context.instance_name}: {line}")
 
     def _await_ready(self, worker: _Worker) -> None:
         if not worker.conn.poll(self._startup_timeout):
@@ -198,8 +181,7 @@ class HandlerRuntime(Runtime):
     def _replace(self, worker: _Worker) -> _Worker:
         """A worker that timed out or died is killed and a fresh one loaded in its place."""
         _close_quietly(worker.conn)
-        worker.process.kill()
-        worker.process.join(timeout=5)
+        _reap(worker, grace=0.0)
         with self._lock:
             if worker in self._all:
                 self._all.remove(worker)
@@ -219,8 +201,19 @@ class HandlerRuntime(Runtime):
 
 
 def _exit_code(worker: _Worker) -> int | None:
-    worker.process.join(timeout=1)
-    return worker.process.exitcode
+    try:
+        return worker.process.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _reap(worker: _Worker, grace: float) -> None:
+    """Wait for a worker whose pipe is closed to exit; kill it when it will not."""
+    try:
+        worker.process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        worker.process.wait(timeout=5)
 
 
 def _close_quietly(conn: Connection) -> None:
