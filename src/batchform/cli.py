@@ -164,14 +164,19 @@ def _apply_flags(body: dict[str, Any], flags: dict[str, Any]) -> None:
 def _run_with_progress(run: service.TransformRun) -> TransformOutcome:
     """Run the job in a thread while the main thread draws progress and catches Ctrl-C."""
     holder: dict[str, Any] = {}
+    finished = threading.Event()
 
     def target() -> None:
         try:
             holder["outcome"] = run.run()
         except BaseException as exc:  # re-raised below, in the main thread
             holder["error"] = exc
+        finally:
+            finished.set()
 
-    worker = threading.Thread(target=target, name="transform-job")
+    # Waiting on an Event, not Thread.join: a Ctrl-C inside join() can make later joins
+    # return while the thread still runs.
+    worker = threading.Thread(target=target, name="transform-job", daemon=True)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -181,19 +186,17 @@ def _run_with_progress(run: service.TransformRun) -> TransformOutcome:
         TimeRemainingColumn(),
         TextColumn("{task.fields[detail]}"),
     )
-    with Progress(
-        *columns, console=console, transient=False, disable=not console.is_terminal
-    ) as bar:
+    with Progress(*columns, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task(run.request.transform_job_name, total=None, detail="")
         worker.start()
         try:
-            while worker.is_alive():
+            while not finished.wait(timeout=0.25):
                 _update_bar(bar, task, run.progress.snapshot())
-                worker.join(timeout=0.25)
         except KeyboardInterrupt:
             console.print("stopping: waiting for requests in flight, discarding partial output")
             run.stop.set()
-            worker.join()
+            while not finished.wait(timeout=0.25):
+                pass
         _update_bar(bar, task, run.progress.snapshot())
     if "error" in holder:
         error = holder["error"]
@@ -242,6 +245,11 @@ def _latency(snap: ProgressSnapshot) -> str:
         return "-"
     return f"p50 {snap.latency_p50 * 1000:.1f} ms, p99 {snap.latency_p99 * 1000:.1f} ms"
 
+
+from batchform.cli_models import check_model, serve_handler  # noqa: E402
+
+main.add_command(check_model)
+main.add_command(serve_handler)
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -14,7 +15,7 @@ from batchform.engine.objectrun import ObjectResult
 from batchform.engine.pipeline import BatchProcessor, InstanceJob, InstancePipeline, PassThrough
 from batchform.engine.progress import JobProgress, ProgressSnapshot
 from batchform.engine.settings import EffectiveSettings, resolve_settings
-from batchform.errors import JobStopped
+from batchform.errors import BatchformError, JobStopped
 from batchform.records.dataprocessing import RecordProcessor
 from batchform.runtimes.base import Runtime, RuntimeContext
 from batchform.spec.transform import CreateTransformJobRequest
@@ -99,16 +100,49 @@ class TransformJob:
             workers=handler_workers(self.request),
             log=self.log,
         )
-        with self.runtime_factory(context) as runtime:
-            settings = resolve_settings(self.request, runtime.execution_parameters())
-            self.settings = self.settings or settings
-            self.log(f"{job.name}: {settings.data_log_line()}")
-            return InstancePipeline(job, runtime, settings).run()
+        with self._started(self.runtime_factory(context)) as runtime:
+            finished = threading.Event()
+            threading.Thread(
+                target=_stop_on_request,
+                args=(self.stop, finished, runtime),
+                daemon=True,
+                name=f"{job.name}-stop",
+            ).start()
+            try:
+                settings = resolve_settings(self.request, runtime.execution_parameters())
+                self.settings = self.settings or settings
+                self.log(f"{job.name}: {settings.data_log_line()}")
+                return InstancePipeline(job, runtime, settings).run()
+            finally:
+                finished.set()
+
+    @contextmanager
+    def _started(self, runtime: Runtime) -> Iterator[Runtime]:
+        """Start the model; a start cut short by a stop request is a stop, not a failure."""
+        try:
+            runtime.start()
+        except BatchformError:
+            runtime.stop()
+            if self.stop.is_set():
+                raise JobStopped("stopped while the model was starting") from None
+            raise
+        try:
+            yield runtime
+        finally:
+            runtime.stop()
 
     def _outcome(
         self, status: JobStatus, reason: str | None, results: list[ObjectResult]
     ) -> TransformOutcome:
         return TransformOutcome(status, reason, results, self.settings, self.progress.snapshot())
+
+
+def _stop_on_request(stop: threading.Event, finished: threading.Event, runtime: Runtime) -> None:
+    """A stop tears the model down at once, so requests in flight end now, not in minutes."""
+    while not finished.is_set():
+        if stop.wait(timeout=0.5):
+            runtime.stop()
+            return
 
 
 def data_processor(request: CreateTransformJobRequest) -> BatchProcessor:

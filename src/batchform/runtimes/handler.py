@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -34,6 +35,8 @@ from batchform.runtimes.handler_module import HandlerSource
 
 #: How long a worker may take to import the handler and run model_fn.
 DEFAULT_STARTUP_TIMEOUT = 600.0
+#: How long stopping waits, for all workers together, before killing the busy ones.
+STOP_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -106,8 +109,9 @@ class HandlerRuntime(Runtime):
             workers, self._all = self._all, []
         for worker in workers:
             _close_quietly(worker.conn)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
         for worker in workers:
-            _reap(worker, grace=5.0)
+            _reap(worker, grace=max(0.0, deadline - time.monotonic()))
 
     def _spawn(self) -> _Worker:
         parent, child = socket.socketpair()
@@ -121,10 +125,13 @@ class HandlerRuntime(Runtime):
         ]
         environment = {**os.environ, **self._context.environment}
         try:
+            # A process group of its own: a terminal's Ctrl-C goes to batchform, which
+            # decides when workers stop; workers exit when their socket closes.
             process = subprocess.Popen(
                 command,
                 pass_fds=[child.fileno()],
                 env=environment,
+                process_group=0,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
             )

@@ -18,6 +18,7 @@ class LocalExecutor:
     def run(self, tasks: list[InstanceTask], stop: threading.Event) -> list[list[ObjectResult]]:
         results: list[list[ObjectResult] | None] = [None] * len(tasks)
         errors: list[BaseException] = []
+        remaining = threading.Semaphore(0)
 
         def run_one(index: int) -> None:
             try:
@@ -25,22 +26,22 @@ class LocalExecutor:
             except BaseException as exc:  # re-raised in the caller's thread below
                 errors.append(exc)
                 stop.set()  # an instance that cannot run stops the others, as in SageMaker
+            finally:
+                remaining.release()
 
-        threads = [
-            threading.Thread(target=run_one, args=(i,), name=f"instance-{i + 1}")
-            for i in range(len(tasks))
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(timeout=0.2)  # short joins keep Ctrl-C responsive
-        except KeyboardInterrupt:
-            stop.set()
-            for thread in threads:
-                thread.join()
-            raise
+        for index in range(len(tasks)):
+            threading.Thread(
+                target=run_one, args=(index,), name=f"instance-{index + 1}", daemon=True
+            ).start()
+        # Semaphore waits, not Thread.join: a Ctrl-C inside join() can make later joins
+        # return early; here an interrupt stops the instances and still waits for them.
+        waited = 0
+        while waited < len(tasks):
+            try:
+                if remaining.acquire(timeout=0.2):
+                    waited += 1
+            except KeyboardInterrupt:
+                stop.set()
         if errors:
             raise errors[0]
         return [result or [] for result in results]
