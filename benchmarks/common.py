@@ -32,22 +32,25 @@ def run_measured(
     name: str, argv: list[str], env: dict[str, str] | None = None, interval: float = 0.05
 ) -> Measurement:
     """Run a command; wall time from launch to exit, peak RSS of its whole process tree."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        argv,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    root = psutil.Process(process.pid)
-    peak_tree = peak_main = 0.0
-    while process.poll() is None:
-        main, tree = _tree_rss(root)
-        peak_tree, peak_main = max(peak_tree, tree), max(peak_main, main)
-        time.sleep(interval)
-    wall = time.perf_counter() - started
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    print(f"running {name} ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: chatty tools never block
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        root = psutil.Process(process.pid)
+        peak_tree = peak_main = 0.0
+        while process.poll() is None:
+            main, tree = _tree_rss(root)
+            peak_tree, peak_main = max(peak_tree, tree), max(peak_main, main)
+            time.sleep(interval)
+        wall = time.perf_counter() - started
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
     if process.returncode != 0:
         print(f"{name} failed ({process.returncode}):\n{stderr[-3000:]}", file=sys.stderr)
     return Measurement(name, wall, peak_tree / 1e6, peak_main / 1e6, process.returncode)
