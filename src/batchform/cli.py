@@ -34,6 +34,7 @@ from batchform.spec.enums import (
     JoinSource,
     SplitType,
 )
+from batchform.spec.extensions import MAX_ERRORS, ON_ERROR
 
 console = Console(stderr=True)
 
@@ -82,6 +83,9 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
 @click.option("--input-filter", help="DataProcessing InputFilter (JSONPath), e.g. '$[1:]'.")
 @click.option("--output-filter", help="DataProcessing OutputFilter (JSONPath).")
 @click.option("--join-source", type=_choice(JoinSource), help="DataProcessing JoinSource.")
+@click.option("--on-error", type=click.Choice(["fail", "isolate"]),
+              help="isolate: bisect failed batches, write good records, dead-letter bad ones.")
+@click.option("--max-errors", help="Error budget with --on-error isolate: N records or P%.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
@@ -152,6 +156,10 @@ def _apply_flags(body: dict[str, Any], flags: dict[str, Any]) -> None:
     put(("DataProcessing", "InputFilter"), flags["input_filter"])
     put(("DataProcessing", "OutputFilter"), flags["output_filter"])
     put(("DataProcessing", "JoinSource"), flags["join_source"])
+    if flags["on_error"]:
+        body.setdefault("Environment", {})[ON_ERROR] = flags["on_error"]
+    if flags["max_errors"]:
+        body.setdefault("Environment", {})[MAX_ERRORS] = flags["max_errors"]
     for entry in flags["env"]:
         key, sep, value = entry.partition("=")
         if not sep:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
@@ -13,7 +14,9 @@ from typing import Any
 from batchform import config
 from batchform.engine.job import TransformJob, TransformOutcome
 from batchform.engine.progress import JobProgress
+from batchform.engine.summary import RunInfo, build_summary, write_summary
 from batchform.jobs.logs import JobLog
+from batchform.runtimes.digest import describe_model
 from batchform.runtimes.registry import ModelReference, RuntimeOptions, runtime_factory
 from batchform.spec.common import parse_request
 from batchform.spec.transform import DEFAULT_MAX_PAYLOAD_IN_MB, CreateTransformJobRequest
@@ -34,6 +37,7 @@ class TransformRun:
     executor: str = "local"
     progress: JobProgress = field(default_factory=JobProgress)
     stop: threading.Event = field(default_factory=threading.Event)
+    summary_url: str | None = None
 
     @property
     def job_dir(self) -> Path:
@@ -55,8 +59,11 @@ class TransformRun:
             progress=self.progress,
             stop=self.stop,
         )
+        info = RunInfo(describe_model(self.model), time.time(), os.times())
         try:
             outcome = job.run()
+            summary = build_summary(self.request, outcome, info)
+            self.summary_url = write_summary(self.request, summary)
             log(
                 f"job {self.request.transform_job_name} {outcome.status.value}"
                 + (f": {outcome.failure_reason}" if outcome.failure_reason else "")

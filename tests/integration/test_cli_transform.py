@@ -51,7 +51,13 @@ def make_inputs(root: Path) -> dict[str, bytes]:
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    """Every output object, leaving out batchform's own `_batchform/` reports."""
+    files = (p for p in root.rglob("*") if p.is_file())
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in files
+        if p.relative_to(root).parts[0] != "_batchform"
+    }
 
 
 COMMON = [
@@ -91,6 +97,37 @@ def test_transform_local_folder_two_instances(tmp_path: Path) -> None:
     assert "MaxConcurrentTransforms=4, MaxPayloadInMB=1, BatchStrategy=MULTI_RECORD" in (
         (tmp_path / "home" / "jobs").joinpath(_only_job(tmp_path / "home"), "log").read_text()
     )
+
+
+def test_job_summary_describes_the_run(tmp_path: Path) -> None:
+    make_inputs(tmp_path / "in")
+    result = batchform(
+        "transform",
+        "--model",
+        str(ECHO),
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(tmp_path / "out"),
+        *COMMON,
+        "--name",
+        "summarised",
+        home=tmp_path / "home",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "_batchform" / "job_summary.json").read_text())
+    assert summary["job"] == "summarised" and summary["status"] == "Completed"
+    assert summary["spec"]["TransformJobName"] == "summarised"
+    assert len(summary["spec_sha256"]) == 64 and len(summary["model"]["sha256"]) == 64
+    assert summary["settings"] == {
+        "MaxConcurrentTransforms": 4,
+        "MaxPayloadInMB": 1,
+        "BatchStrategy": "MultiRecord",
+    }
+    by_key = {entry["key"]: entry for entry in summary["objects"]}
+    assert by_key["a.csv"]["records"] == 40000 and by_key["empty.csv"]["records"] == 0
+    assert summary["totals"]["records"] == 40000 + 3 + 20000
+    assert summary["totals"]["latency_ms"]["p50"] > 0
 
 
 def _only_job(home: Path) -> str:
@@ -198,7 +235,9 @@ def test_transform_on_s3(tmp_path: Path, s3_bucket: str, s3_client: Any) -> None
     )
     assert result.returncode == 0, result.stderr
     listed = s3_client.list_objects_v2(Bucket=bucket, Prefix="out/")
-    keys = sorted(item["Key"] for item in listed.get("Contents", []))
+    keys = sorted(
+        item["Key"] for item in listed.get("Contents", []) if "/_batchform/" not in item["Key"]
+    )
     assert keys == ["out/a.csv.out", "out/nested/b.csv.out"]
     body = s3_client.get_object(Bucket=bucket, Key="out/a.csv.out")["Body"].read()
     assert body == rows(0, 30000)
@@ -244,7 +283,9 @@ def test_s3_gzip_manifest_failure_mix(
     )
     assert result.returncode == 1
     listed = s3_client.list_objects_v2(Bucket=bucket, Prefix="out/")
-    assert sorted(item["Key"] for item in listed.get("Contents", [])) == ["out/ok.csv.gz.out"]
+    assert sorted(
+        item["Key"] for item in listed.get("Contents", []) if "/_batchform/" not in item["Key"]
+    ) == ["out/ok.csv.gz.out"]
     body = s3_client.get_object(Bucket=bucket, Key="out/ok.csv.gz.out")["Body"].read()
     assert body == rows(0, 2000).upper()
     assert "deep/bad.csv.gz" in result.stderr

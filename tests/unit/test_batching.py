@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from batchform.errors import InputFormatError, RecordTooLargeError
 from batchform.records import recordio, tfrecord
 from batchform.records.batch import Batch
-from batchform.records.batching import Batcher, make_batcher
+from batchform.records.batching import Batcher, make_batcher, split_batch
 from batchform.spec.enums import BatchStrategy, SplitType
 
 MB = 1024 * 1024
@@ -150,3 +150,30 @@ def test_corrupt_recordio_magic_is_reported_with_its_offset() -> None:
     with pytest.raises(InputFormatError) as caught:
         drain(make_batcher(SplitType.RECORDIO, MULTI, 6), data, 64)
     assert caught.value.byte_offset == len(good)
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines, st.booleans())
+def test_split_batch_halves_at_a_record_boundary(records: list[bytes], trailing: bool) -> None:
+    data = b"\n".join(records) + (b"\n" if trailing and records else b"")
+    for batch in drain(make_batcher(SplitType.LINE, MULTI, 6), data, 1000):
+        halves = split_batch(batch, SplitType.LINE)
+        if batch.record_count < 2:
+            assert halves is None
+            continue
+        assert halves is not None
+        first, second = halves
+        assert first.payload + second.payload == batch.payload
+        assert first.record_count + second.record_count == batch.record_count
+        assert second.first_record == batch.first_record + first.record_count
+        assert second.offset == batch.offset + len(first.payload)
+        assert first.payload.count(b"\n") == first.record_count
+
+
+def test_split_batch_of_framed_records() -> None:
+    encoded = [tfrecord.encode_record(bytes([i]) * i) for i in range(5)]
+    batch = Batch(b"".join(encoded), 10, 5, 100)
+    halves = split_batch(batch, SplitType.TFRECORD)
+    assert halves is not None
+    assert halves[0].payload == b"".join(encoded[:2])
+    assert (halves[1].first_record, halves[1].offset) == (12, 100 + len(halves[0].payload))

@@ -11,13 +11,15 @@ from enum import Enum
 
 from batchform import storage
 from batchform.engine.executors import get_executor
+from batchform.engine.invoker import BatchProcessor, PassThrough
 from batchform.engine.objectrun import ObjectResult
-from batchform.engine.pipeline import BatchProcessor, InstanceJob, InstancePipeline, PassThrough
+from batchform.engine.pipeline import InstanceJob, InstancePipeline
 from batchform.engine.progress import JobProgress, ProgressSnapshot
 from batchform.engine.settings import EffectiveSettings, resolve_settings
 from batchform.errors import BatchformError, JobStopped
 from batchform.records.dataprocessing import RecordProcessor
 from batchform.runtimes.base import Runtime, RuntimeContext
+from batchform.spec.extensions import extensions
 from batchform.spec.transform import CreateTransformJobRequest
 from batchform.storage import InputObject
 
@@ -73,6 +75,9 @@ class TransformJob:
         failed = [result for result in results if not result.succeeded]
         if failed:
             return self._outcome(JobStatus.FAILED, failure_reason(failed), results)
+        over_budget = budget_reason(self.request, results)
+        if over_budget:
+            return self._outcome(JobStatus.FAILED, over_budget, results)
         return self._outcome(JobStatus.COMPLETED, None, results)
 
     def _instance_task(
@@ -87,6 +92,7 @@ class TransformJob:
             self.stop,
             self.log,
             self.processor_factory(self.request),
+            isolate=extensions(self.request.environment).isolate,
         )
         return lambda: self._run_instance(index, job)
 
@@ -173,6 +179,20 @@ def handler_workers(request: CreateTransformJobRequest) -> int:
     cores = max(1, (os.cpu_count() or 1) // request.transform_resources.instance_count)
     requested = request.max_concurrent_transforms
     return min(cores, requested) if requested else cores
+
+
+def budget_reason(request: CreateTransformJobRequest, results: list[ObjectResult]) -> str | None:
+    """With record-level isolation, the job fails only when bad records exceed the budget."""
+    budget = extensions(request.environment).budget
+    bad = sum(result.bad_records for result in results)
+    total = sum(result.records for result in results)
+    if not bad or not budget.exceeded(bad, total):
+        return None
+    worst = max(results, key=lambda result: result.bad_records)
+    return (
+        f"{bad} of {total} records failed, over the error budget of {budget.describe()} "
+        f"(most in '{worst.key}': {worst.bad_records}); see _batchform/errors/ in the output"
+    )
 
 
 def failure_reason(failed: list[ObjectResult]) -> str:

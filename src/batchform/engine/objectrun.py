@@ -13,8 +13,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import orjson
+
 from batchform import storage
-from batchform.spec.enums import AssembleWith
+from batchform.engine.invoker import DeadLetter
 from batchform.storage import InputObject
 
 
@@ -25,6 +27,7 @@ class ObjectResult:
     output_url: str
     error: BaseException | None = None
     records: int = 0
+    bad_records: int = 0
     batches: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
@@ -34,13 +37,6 @@ class ObjectResult:
         return self.error is None
 
 
-def assemble(body: bytes, assemble_with: AssembleWith) -> bytes:
-    """AssembleWith=Line: exactly one newline after each response, never a blank line."""
-    if assemble_with is AssembleWith.LINE and not body.endswith(b"\n"):
-        return body + b"\n"
-    return body
-
-
 class ObjectRun:
     """Collects one object's responses and commits its output once all are written."""
 
@@ -48,11 +44,17 @@ class ObjectRun:
         self,
         obj: InputObject,
         output_url: str,
-        assemble_with: AssembleWith,
+        output_path: str,
         release: Callable[[int], None],
     ) -> None:
-        self.result = ObjectResult(obj.key, obj.url, output_url)
-        self._assemble_with = assemble_with
+        self.result = ObjectResult(obj.key, obj.url, output_url, bytes_in=obj.size or 0)
+        self._errors_url = (
+            storage.output_url(
+                f"{output_path.rstrip('/')}/_batchform/errors", obj.key
+            ).removesuffix(".out")
+            + ".jsonl"
+        )
+        self.dead_letters: list[DeadLetter] = []
         self._release = release
         self._lock = threading.Lock()
         self._pending: dict[int, bytes] = {}
@@ -76,17 +78,18 @@ class ObjectRun:
             self._sent += 1
             return self._sent - 1
 
-    def deliver(self, sequence: int, body: bytes, records: int, assembled: bool = False) -> None:
-        """A response arrived; write it and every response now in order behind it.
-
-        `assembled` bodies (DataProcessing's, one record a line already) skip AssembleWith.
-        """
+    def deliver(
+        self, sequence: int, body: bytes, records: int, dead_letters: list[DeadLetter]
+    ) -> None:
+        """An answer arrived; write it and every answer now in order behind it."""
         with self._lock:
             if self.failed or self._closed:
                 self._release(1)
                 return
-            self._pending[sequence] = body if assembled else assemble(body, self._assemble_with)
+            self._pending[sequence] = body
             self.result.records += records
+            self.result.bad_records += len(dead_letters)
+            self.dead_letters.extend(dead_letters)
             try:
                 self._flush()
                 self._commit_if_complete()
@@ -141,6 +144,14 @@ class ObjectRun:
         self._closed = True
         assert sink is not None
         sink.__exit__(None, None, None)
+        if self.dead_letters:
+            self._write_dead_letters()
+
+    def _write_dead_letters(self) -> None:
+        """`_batchform/errors/<key>.jsonl`: one line per bad record, in record order."""
+        ordered = sorted(self.dead_letters, key=lambda letter: letter.record_index)
+        lines = b"".join(orjson.dumps(letter.to_json()) + b"\n" for letter in ordered)
+        storage.write_bytes(self._errors_url, lines)
 
     def _abort(self) -> None:
         self._closed = True

@@ -7,15 +7,14 @@ the model works in its own process.
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 from batchform import storage
+from batchform.engine.invoker import BatchInvoker, BatchProcessor
 from batchform.engine.objectrun import ObjectResult, ObjectRun
 from batchform.engine.progress import JobProgress
 from batchform.engine.settings import EffectiveSettings
@@ -24,31 +23,12 @@ from batchform.errors import (
     InputFormatError,
     InvocationError,
     JobStopped,
-    RecordTooLargeError,
 )
 from batchform.records.batch import Batch
 from batchform.records.batching import make_batcher, read_size
-from batchform.runtimes.base import InvocationRequest, InvocationResponse, Runtime
+from batchform.runtimes.base import Runtime
 from batchform.spec.transform import CreateTransformJobRequest
 from batchform.storage import InputObject
-
-
-class BatchProcessor(Protocol):
-    """Hook around each invocation (DataProcessing's RecordProcessor implements it)."""
-
-    def prepare(self, batch: Batch) -> bytes: ...
-
-    def finish(self, batch: Batch, response: bytes) -> bytes: ...
-
-
-class PassThrough:
-    """No DataProcessing: payloads and responses go as they are."""
-
-    def prepare(self, batch: Batch) -> bytes:
-        return batch.payload
-
-    def finish(self, batch: Batch, response: bytes) -> bytes:
-        return response
 
 
 @dataclass
@@ -62,18 +42,25 @@ class InstanceJob:
     stop: threading.Event
     log: Callable[[str], None]
     processor: BatchProcessor
+    isolate: bool = False
 
 
 class InstancePipeline:
     def __init__(self, job: InstanceJob, runtime: Runtime, settings: EffectiveSettings) -> None:
         self._job = job
-        self._runtime = runtime
         self._settings = settings
-        request = job.request
-        self._input = request.transform_input
-        self._output = request.transform_output
-        self._timeout = float(request.model_client_config.invocations_timeout_in_seconds)
-        self._max_retries = request.model_client_config.invocations_max_retries
+        self._input = job.request.transform_input
+        self._output = job.request.transform_output
+        self._invoker = BatchInvoker(
+            runtime,
+            job.request,
+            settings,
+            job.processor,
+            job.progress,
+            job.stop,
+            lambda line: job.log(f"{job.name}: {line}"),
+            isolate=job.isolate,
+        )
         self._window = threading.Semaphore(settings.max_concurrent_transforms + 1)
 
     def run(self) -> list[ObjectResult]:
@@ -93,7 +80,7 @@ class InstancePipeline:
 
     def _read_object(self, obj: InputObject, pool: ThreadPoolExecutor) -> ObjectRun:
         url = storage.output_url(self._output.s3_output_path, obj.key)
-        run = ObjectRun(obj, url, self._output.assemble_with, self._release)
+        run = ObjectRun(obj, url, self._output.s3_output_path, self._release)
         try:
             with storage.open_input(obj, self._input.compression_type) as reader:
                 self._cut_and_send(reader, run, pool)
@@ -135,15 +122,11 @@ class InstancePipeline:
 
     def _transform(self, run: ObjectRun, sequence: int, batch: Batch) -> None:
         try:
-            if run.failed or self._job.stop.is_set():
-                raise JobStopped("stopped") if self._job.stop.is_set() else _Skipped()
-            payload = self._job.processor.prepare(batch)
-            self._check_payload_size(payload, batch)
-            if not payload:  # an InputFilter left nothing to send: SageMaker never sends b""
-                run.deliver(sequence, b"", batch.record_count, assembled=True)
-                return
-            response = self._invoke_with_retries(payload)
-            body = self._job.processor.finish(batch, response.body)
+            if self._job.stop.is_set():
+                raise JobStopped("stopped")
+            if run.failed:
+                raise _Skipped()
+            answer = self._invoker.answer(batch, run.result.key)
         except _Skipped:
             run.fail(RuntimeError("skipped"), holds_slot=True)
             return
@@ -157,38 +140,14 @@ class InstancePipeline:
         except Exception as exc:  # a bug of ours must not hang the window
             run.fail(exc, holds_slot=True)
             return
-        self._job.progress.add(records=batch.record_count, batches=1, bytes_written=len(body))
-        run.deliver(sequence, body, batch.record_count)
-
-    def _check_payload_size(self, payload: bytes, batch: Batch) -> None:
-        """A filtered payload can outgrow the original (quoting, number spelling)."""
-        limit = self._settings.max_payload_in_mb * 1024 * 1024
-        if limit and len(payload) > limit:
-            raise RecordTooLargeError(
-                f"payload after InputFilter is {len(payload)} bytes, over MaxPayloadInMB",
-                record_index=batch.first_record,
-                byte_offset=batch.offset,
-            )
-
-    def _invoke_with_retries(self, payload: bytes) -> InvocationResponse:
-        request = InvocationRequest(
-            payload, self._input.content_type, self._output.accept, self._timeout
+        bad = len(answer.dead_letters)
+        self._job.progress.add(
+            records=batch.record_count - bad,
+            bad_records=bad,
+            batches=1,
+            bytes_written=len(answer.body),
         )
-        attempt = 0
-        while True:
-            started = time.monotonic()
-            try:
-                response = self._runtime.invoke(request)
-            except InvocationError as exc:
-                if not exc.retriable or attempt >= self._max_retries or self._job.stop.is_set():
-                    raise
-                attempt += 1
-                self._job.progress.add(retries=1)
-                self._job.log(f"{self._job.name}: retry {attempt} after: {exc}")
-                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
-                continue
-            self._job.progress.record_latency(time.monotonic() - started)
-            return response
+        run.deliver(sequence, answer.body, batch.record_count, answer.dead_letters)
 
     def _finalise(self, run: ObjectRun) -> ObjectResult:
         if not run.finished and not run.failed:

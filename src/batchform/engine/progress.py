@@ -16,6 +16,7 @@ class ProgressSnapshot:
     objects_done: int
     objects_failed: int
     records: int
+    bad_records: int
     batches: int
     bytes_total: int
     bytes_read: int
@@ -76,6 +77,7 @@ class JobProgress:
             objects_done=counts.get("objects_done", 0),
             objects_failed=counts.get("objects_failed", 0),
             records=counts.get("records", 0),
+            bad_records=counts.get("bad_records", 0),
             batches=counts.get("batches", 0),
             bytes_total=self.bytes_total,
             bytes_read=counts.get("bytes_read", 0),

@@ -200,3 +200,38 @@ def read_size(max_payload_mb: int) -> int:
     if not max_payload_mb:
         return UNLIMITED_TARGET_BYTES
     return max(max_payload_mb * 1024 * 1024, 1024 * 1024)
+
+
+def split_batch(batch: Batch, split_type: SplitType) -> tuple[Batch, Batch] | None:
+    """The two halves of a batch, cut at a record boundary; None for a single record.
+
+    Used to isolate failing records by bisection, so it may walk records one by one.
+    """
+    if batch.record_count < 2 or split_type is SplitType.NONE:
+        return None
+    half = batch.record_count // 2
+    cut = _boundary_after(batch.payload, half, split_type)
+    first = Batch(batch.payload[:cut], batch.first_record, half, batch.offset)
+    second = Batch(
+        batch.payload[cut:],
+        batch.first_record + half,
+        batch.record_count - half,
+        batch.offset + cut,
+    )
+    return first, second
+
+
+def _boundary_after(payload: bytes, records: int, split_type: SplitType) -> int:
+    """Byte index just past the first `records` records of a payload."""
+    end = 0
+    if split_type is SplitType.LINE:
+        for _ in range(records):
+            end = payload.index(b"\n", end) + 1
+        return end
+    framing = recordio if split_type is SplitType.RECORDIO else tfrecord
+    for _ in range(records):
+        found = framing.record_end(payload, end, 0)
+        if found is None:
+            raise ValueError("payload holds fewer records than its batch says")
+        end = found
+    return end

@@ -16,6 +16,7 @@ from batchform.spec.enums import (
     S3DataType,
     SplitType,
 )
+from batchform.spec.extensions import extension_problems
 
 #: One MB as SageMaker counts payloads.
 MB = 1024 * 1024
@@ -96,7 +97,11 @@ class CreateTransformJobRequest(Request):
     batch_data_capture_config: dict[str, Any] | None = None
 
     def cross_field_problems(self) -> list[tuple[str, str, object]]:
-        return self._payload_problems() + data_processing_problems(self)
+        return (
+            self._payload_problems()
+            + data_processing_problems(self)
+            + extension_problems(self.environment)
+        )
 
     def _payload_problems(self) -> list[tuple[str, str, object]]:
         concurrency = self.max_concurrent_transforms or 0

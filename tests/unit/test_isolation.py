@@ -1,0 +1,85 @@
+"""Record-level isolation: good records written in order, bad ones dead-lettered, budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from batchform.engine.job import JobStatus
+from batchform.errors import ModelError
+from tests.unit.test_engine import outputs, run, write
+
+ISOLATE = {"BATCHFORM_ON_ERROR": "isolate"}
+
+
+def rejects_bad(payload: bytes) -> bytes:
+    if b"bad" in payload:
+        raise ModelError(500, "cannot score a bad record")
+    return payload.upper()
+
+
+def rows_with_bad(count: int, bad: set[int]) -> tuple[bytes, bytes]:
+    rows = [b"bad-%d\n" % i if i in bad else b"row-%d\n" % i for i in range(count)]
+    good = b"".join(r.upper() for i, r in enumerate(rows) if i not in bad)
+    return b"".join(rows), good
+
+
+def dead_letters(tmp_path: Path, key: str) -> list[dict[str, Any]]:
+    path = tmp_path / "out" / "_batchform" / "errors" / f"{key}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_good_records_are_written_in_order_and_bad_ones_dead_lettered(tmp_path: Path) -> None:
+    bad = {3, 4, 250, 999}
+    data, good = rows_with_bad(1000, bad)
+    write(tmp_path, "nested/a.csv", data)
+    outcome = run(tmp_path, rejects_bad, MaxConcurrentTransforms=3,
+                  ModelClientConfig={"InvocationsMaxRetries": 0},
+                  Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "1%"})
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    assert outputs(tmp_path)["nested/a.csv.out"] == good
+    letters = dead_letters(tmp_path, "nested/a.csv")
+    assert [letter["record_index"] for letter in letters] == sorted(bad)
+    offsets = [data.index(b"bad-%d\n" % i) for i in sorted(bad)]
+    assert [letter["byte_offset"] for letter in letters] == offsets
+    assert letters[0]["record"] == "bad-3\n" and letters[0]["status"] == 500
+    assert letters[0]["message"] == "cannot score a bad record"
+    assert outcome.progress.records == 996
+
+
+def test_budget_exceeded_fails_the_job_with_the_counts(tmp_path: Path) -> None:
+    data, good = rows_with_bad(100, {1, 2, 3})
+    write(tmp_path, "a.csv", data)
+    outcome = run(tmp_path, rejects_bad, Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "2"},
+                  ModelClientConfig={"InvocationsMaxRetries": 0})
+    assert outcome.status is JobStatus.FAILED
+    assert outcome.failure_reason is not None
+    assert "3 of 100 records failed" in outcome.failure_reason
+    assert "2 record(s)" in outcome.failure_reason
+    assert outputs(tmp_path)["a.csv.out"] == good
+
+
+def test_default_budget_is_zero(tmp_path: Path) -> None:
+    data, _ = rows_with_bad(10, {5})
+    write(tmp_path, "a.csv", data)
+    outcome = run(tmp_path, rejects_bad, Environment=ISOLATE,
+                  ModelClientConfig={"InvocationsMaxRetries": 0})
+    assert outcome.status is JobStatus.FAILED
+
+
+def test_single_record_strategy_and_assemble_line(tmp_path: Path) -> None:
+    write(tmp_path, "a.csv", b"x\nbad\ny")
+    outcome = run(tmp_path, lambda p: rejects_bad(p).strip(), BatchStrategy="SingleRecord",
+                  Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "50%"},
+                  ModelClientConfig={"InvocationsMaxRetries": 0})
+    assert outcome.status is JobStatus.COMPLETED
+    assert outputs(tmp_path)["a.csv.out"] == b"X\nY\n"
+
+
+def test_without_isolation_sagemaker_semantics_hold(tmp_path: Path) -> None:
+    data, _ = rows_with_bad(10, {5})
+    write(tmp_path, "a.csv", data)
+    outcome = run(tmp_path, rejects_bad, ModelClientConfig={"InvocationsMaxRetries": 0})
+    assert outcome.status is JobStatus.FAILED
+    assert outputs(tmp_path) == {}
