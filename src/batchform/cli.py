@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,8 +84,11 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
 @click.option("--input-filter", help="DataProcessing InputFilter (JSONPath), e.g. '$[1:]'.")
 @click.option("--output-filter", help="DataProcessing OutputFilter (JSONPath).")
 @click.option("--join-source", type=_choice(JoinSource), help="DataProcessing JoinSource.")
-@click.option("--on-error", type=click.Choice(["fail", "isolate"]),
-              help="isolate: bisect failed batches, write good records, dead-letter bad ones.")
+@click.option(
+    "--on-error",
+    type=click.Choice(["fail", "isolate"]),
+    help="isolate: bisect failed batches, write good records, dead-letter bad ones.",
+)
 @click.option("--max-errors", help="Error budget with --on-error isolate: N records or P%.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")
@@ -105,16 +109,37 @@ def transform(
     except SpecValidationError as exc:
         raise click.UsageError(str(exc)) from exc
     model = ModelReference(image=model_path, model_data_url=model_data, url=model_url)
-    echo = (lambda line: console.print(line, style="dim", markup=False)) if verbose else None
-    run = service.TransformRun(request, model, echo=echo)
+    _execute(service.TransformRun(request, model, echo=_echo(verbose)))
+
+
+@main.command()
+@click.argument("job_name")
+@click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
+def resume(job_name: str, verbose: bool) -> None:
+    """Finish JOB_NAME: redo only the objects whose outputs are missing or damaged.
+
+    Refused when the job's spec, its model or any input object changed since it started.
+    """
+    try:
+        run = service.resume_run(job_name, echo=_echo(verbose))
+    except BatchformError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _execute(run)
+
+
+def _echo(verbose: bool) -> Callable[[str], None] | None:
+    if not verbose:
+        return None
+    return lambda line: console.print(line, style="dim", markup=False)
+
+
+def _execute(run: service.TransformRun) -> None:
     outcome = _run_with_progress(run)
     _print_summary(outcome, run)
     if outcome.status is JobStatus.STOPPED:
         sys.exit(EXIT_STOPPED)
     if outcome.status is JobStatus.FAILED:
-        console.print(
-            f"[bold red]Failed:[/] {outcome.failure_reason}", markup=True, highlight=False
-        )
+        console.print(f"[bold red]Failed:[/] {outcome.failure_reason}", highlight=False)
         sys.exit(EXIT_FAILED)
 
 
@@ -237,11 +262,13 @@ def _print_summary(outcome: TransformOutcome, run: service.TransformRun) -> None
         ),
         ("records", f"{snap.records:,} ({snap.records / max(snap.elapsed, 1e-9):,.0f}/s)"),
         ("bytes", f"{snap.bytes_read:,} read, {snap.bytes_written:,} written ({rate:.1f} MB/s)"),
-        ("batches", f"{snap.batches:,}, {snap.retries} retries, {snap.errors} errors"),
+        ("batches", f"{snap.batches:,}, {snap.retries} retries, {snap.errors} errors, "
+            f"{snap.bad_records} bad records"),
         ("wall time", f"{snap.elapsed:.2f} s"),
         ("latency", _latency(snap)),
         ("settings", outcome.settings.data_log_line() if outcome.settings else "-"),
         ("log", str(run.log_path)),
+        ("summary", run.summary_url or "-"),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -11,15 +11,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from batchform import config
-from batchform.engine.job import TransformJob, TransformOutcome
+from batchform.engine.job import TransformJob, TransformOutcome, list_job_inputs
+from batchform.engine.ledger import (
+    FinishedObject,
+    Ledger,
+    ResumeRefused,
+    check_resumable,
+    intact,
+)
+from batchform.engine.objectrun import ObjectResult
 from batchform.engine.progress import JobProgress
-from batchform.engine.summary import RunInfo, build_summary, write_summary
+from batchform.engine.summary import RunInfo, build_summary, spec_hash, write_summary
 from batchform.jobs.logs import JobLog
 from batchform.runtimes.digest import describe_model
 from batchform.runtimes.registry import ModelReference, RuntimeOptions, runtime_factory
 from batchform.spec.common import parse_request
 from batchform.spec.transform import DEFAULT_MAX_PAYLOAD_IN_MB, CreateTransformJobRequest
+from batchform.storage import InputObject
 
 
 def parse_transform_request(body: dict[str, Any]) -> CreateTransformJobRequest:
@@ -27,21 +38,31 @@ def parse_transform_request(body: dict[str, Any]) -> CreateTransformJobRequest:
     return parse_request(CreateTransformJobRequest, body)
 
 
+def job_dir(job_name: str) -> Path:
+    return config.home() / "jobs" / job_name
+
+
 @dataclass
 class TransformRun:
-    """A transform job being run in this process, observable while it runs."""
+    """A transform job being run in this process, observable while it runs.
+
+    With `resume`, the job's ledger decides what is left: objects whose outputs are still
+    there and intact are kept, the rest are redone.
+    """
 
     request: CreateTransformJobRequest
     model: ModelReference
     echo: Callable[[str], None] | None = None
     executor: str = "local"
+    resume: bool = False
     progress: JobProgress = field(default_factory=JobProgress)
     stop: threading.Event = field(default_factory=threading.Event)
     summary_url: str | None = None
+    skipped: int = 0
 
     @property
     def job_dir(self) -> Path:
-        return config.home() / "jobs" / self.request.transform_job_name
+        return job_dir(self.request.transform_job_name)
 
     @property
     def log_path(self) -> Path:
@@ -50,28 +71,92 @@ class TransformRun:
     def run(self) -> TransformOutcome:
         log = JobLog(self.log_path, self.echo)
         workspace = self.job_dir / f"workspace-{int(time.time() * 1000)}"
-        job = TransformJob(
-            request=self.request,
-            runtime_factory=runtime_factory(self.model, _runtime_options(self.request)),
-            workspace=str(workspace),
-            log=log,
-            executor=self.executor,
-            progress=self.progress,
-            stop=self.stop,
-        )
-        info = RunInfo(describe_model(self.model), time.time(), os.times())
         try:
+            model_info = describe_model(self.model)
+            info = RunInfo(model_info, time.time(), os.times())
+            objects = self._objects_to_do(model_info["sha256"], log)
+            job = TransformJob(
+                request=self.request,
+                runtime_factory=runtime_factory(self.model, _runtime_options(self.request)),
+                workspace=str(workspace),
+                log=log,
+                executor=self.executor,
+                progress=self.progress,
+                stop=self.stop,
+                objects=objects,
+                on_commit=self._record_finished,
+            )
             outcome = job.run()
             summary = build_summary(self.request, outcome, info)
+            summary["resumed_objects_kept"] = self.skipped
             self.summary_url = write_summary(self.request, summary)
-            log(
-                f"job {self.request.transform_job_name} {outcome.status.value}"
-                + (f": {outcome.failure_reason}" if outcome.failure_reason else "")
-            )
+            reason = f": {outcome.failure_reason}" if outcome.failure_reason else ""
+            log(f"job {self.request.transform_job_name} {outcome.status.value}{reason}")
             return outcome
         finally:
             log.close()
             shutil.rmtree(workspace, ignore_errors=True)
+
+    @property
+    def _ledger(self) -> Ledger:
+        return Ledger(self.job_dir / "ledger.jsonl")
+
+    def _objects_to_do(
+        self, model_sha256: str | None, log: Callable[[str], None]
+    ) -> list[InputObject]:
+        listed = list_job_inputs(self.request)
+        ledger = self._ledger
+        todo = listed
+        if not self.resume:
+            ledger.path.unlink(missing_ok=True)
+            self._save_definition()
+        else:
+            state = ledger.read()
+            check_resumable(state, spec_hash(self.request), model_sha256, listed)
+            kept = {key for key, entry in state.finished.items() if intact(entry)}
+            self.skipped = len(kept)
+            log(f"resuming: {len(kept)} of {len(listed)} object(s) finished and intact")
+            todo = [obj for obj in listed if obj.key not in kept]
+        ledger.start(spec_hash(self.request), model_sha256, listed)
+        return todo
+
+    def _record_finished(self, result: ObjectResult, checksum: int) -> None:
+        self._ledger.finished(
+            FinishedObject(
+                result.key,
+                result.output_url,
+                result.bytes_out,
+                checksum,
+                result.records,
+                result.bad_records,
+            )
+        )
+
+    def _save_definition(self) -> None:
+        """What `batchform resume` needs to run the same job again."""
+        definition = {"request": self.request.to_request(), "model": _model_dict(self.model)}
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        (self.job_dir / "job.json").write_bytes(orjson.dumps(definition))
+
+
+def resume_run(job_name: str, echo: Callable[[str], None] | None = None) -> TransformRun:
+    """A TransformRun that finishes job `job_name` from its ledger."""
+    path = job_dir(job_name) / "job.json"
+    if not path.exists():
+        raise ResumeRefused(f"no job named '{job_name}' under {config.home() / 'jobs'}")
+    definition = orjson.loads(path.read_bytes())
+    request = parse_transform_request(definition["request"])
+    model = ModelReference(**definition["model"])
+    return TransformRun(request, model, echo=echo, resume=True)
+
+
+def _model_dict(model: ModelReference) -> dict[str, Any]:
+    return {
+        "image": model.image,
+        "model_data_url": model.model_data_url,
+        "url": model.url,
+        "environment": dict(model.environment),
+    }
 
 
 def _runtime_options(request: CreateTransformJobRequest) -> RuntimeOptions:

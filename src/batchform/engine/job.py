@@ -57,10 +57,12 @@ class TransformJob:
     progress: JobProgress = field(default_factory=JobProgress)
     stop: threading.Event = field(default_factory=threading.Event)
     settings: EffectiveSettings | None = None
+    #: The objects to transform when the caller listed them (a resume skips some).
+    objects: list[InputObject] | None = None
+    on_commit: Callable[[ObjectResult, int], None] | None = None
 
     def run(self) -> TransformOutcome:
-        source = self.request.transform_input.data_source.s3_data_source
-        objects = storage.list_inputs(source.s3_uri, source.s3_data_type)
+        objects = self.objects if self.objects is not None else list_job_inputs(self.request)
         self.progress.objects_total = len(objects)
         self.progress.bytes_total = sum(obj.size or 0 for obj in objects)
         shards = shard_by_key(objects, self.request.transform_resources.instance_count)
@@ -93,6 +95,7 @@ class TransformJob:
             self.log,
             self.processor_factory(self.request),
             isolate=extensions(self.request.environment).isolate,
+            on_commit=self.on_commit,
         )
         return lambda: self._run_instance(index, job)
 
@@ -161,6 +164,11 @@ def data_processor(request: CreateTransformJobRequest) -> BatchProcessor:
         split_type=transform_input.split_type,
     )
     return processor if processor is not None else PassThrough()
+
+
+def list_job_inputs(request: CreateTransformJobRequest) -> list[InputObject]:
+    source = request.transform_input.data_source.s3_data_source
+    return storage.list_inputs(source.s3_uri, source.s3_data_type)
 
 
 def shard_by_key(objects: list[InputObject], instances: int) -> list[list[InputObject]]:

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import crc32c
 import orjson
 
 from batchform import storage
@@ -46,8 +47,11 @@ class ObjectRun:
         output_url: str,
         output_path: str,
         release: Callable[[int], None],
+        on_commit: Callable[[ObjectResult, int], None] | None = None,
     ) -> None:
         self.result = ObjectResult(obj.key, obj.url, output_url, bytes_in=obj.size or 0)
+        self._on_commit = on_commit
+        self._crc32c = 0  # of everything written, for the ledger
         self._errors_url = (
             storage.output_url(
                 f"{output_path.rstrip('/')}/_batchform/errors", obj.key
@@ -124,6 +128,7 @@ class ObjectRun:
         while self._written in self._pending:
             body = self._pending[self._written]
             self._open().write(body)
+            self._crc32c = crc32c.crc32c(body, self._crc32c)
             del self._pending[self._written]
             self._release(1)
             self._written += 1
@@ -146,6 +151,8 @@ class ObjectRun:
         sink.__exit__(None, None, None)
         if self.dead_letters:
             self._write_dead_letters()
+        if self._on_commit is not None:
+            self._on_commit(self.result, self._crc32c)
 
     def _write_dead_letters(self) -> None:
         """`_batchform/errors/<key>.jsonl`: one line per bad record, in record order."""

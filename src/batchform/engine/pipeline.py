@@ -43,6 +43,7 @@ class InstanceJob:
     log: Callable[[str], None]
     processor: BatchProcessor
     isolate: bool = False
+    on_commit: Callable[[ObjectResult, int], None] | None = None
 
 
 class InstancePipeline:
@@ -80,7 +81,7 @@ class InstancePipeline:
 
     def _read_object(self, obj: InputObject, pool: ThreadPoolExecutor) -> ObjectRun:
         url = storage.output_url(self._output.s3_output_path, obj.key)
-        run = ObjectRun(obj, url, self._output.s3_output_path, self._release)
+        run = ObjectRun(obj, url, self._output.s3_output_path, self._release, self._job.on_commit)
         try:
             with storage.open_input(obj, self._input.compression_type) as reader:
                 self._cut_and_send(reader, run, pool)

@@ -26,12 +26,15 @@ class InputObject:
     """One object to transform.
 
     `url` is what to open; `key` is the object's key relative to the input prefix's
-    "folder" and names its output (`<output>/<key>.out`); `size` is in bytes, when known.
+    "folder" and names its output (`<output>/<key>.out`); `size` is in bytes, when known;
+    `version` tells one state of the object from another (an ETag, or the modification
+    time locally), so a resumed job can refuse inputs that changed under it.
     """
 
     url: str
     key: str
     size: int | None
+    version: str | None = None
 
 
 def list_inputs(uri: str, data_type: S3DataType | str) -> list[InputObject]:
@@ -58,7 +61,7 @@ def _list_prefix(uri: str) -> list[InputObject]:
     with translate_errors(uri, "listing"):
         found = _find_s3(fs, folder, stem) if is_s3(fs) else _find_walking(fs, folder, base + stem)
     objects = [
-        InputObject(url_of(fs, name), name[len(base) :], _size(info))
+        InputObject(url_of(fs, name), name[len(base) :], _size(info), _version(info))
         for name, info in found.items()
         if _is_input(name, info, base + stem)
     ]
@@ -129,6 +132,14 @@ def _size(info: dict[str, Any]) -> int | None:
     return int(size) if size is not None else None
 
 
+def _version(info: dict[str, Any]) -> str | None:
+    for field in ("ETag", "etag", "mtime", "LastModified", "last_modified", "created"):
+        value = info.get(field)
+        if value is not None:
+            return str(value).strip('"')
+    return None
+
+
 def _list_manifest(uri: str) -> list[InputObject]:
     """The manifest's objects in manifest order (as SageMaker processes them)."""
     entries = parse_manifest(read_bytes(uri), uri)
@@ -149,4 +160,4 @@ def _manifest_object(manifest_uri: str, entry: ManifestEntry) -> InputObject:
         raise
     if info.get("type") != "file":
         raise StorageError(manifest_uri, f"{where}: {entry.url} is a folder, not an object")
-    return InputObject(url_of(fs, path), entry.key, _size(info))
+    return InputObject(url_of(fs, path), entry.key, _size(info), _version(info))
