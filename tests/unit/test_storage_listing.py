@@ -62,7 +62,8 @@ def test_local_folder_named_without_its_slash_means_the_folder(data: Path) -> No
 
 def test_single_file_prefix_yields_that_file_named_by_its_basename(data: Path) -> None:
     [obj] = list_inputs(f"{data}/test.csv", PREFIX)
-    assert obj == InputObject(url=f"{data}/test.csv", key="test.csv", size=2)
+    assert (obj.url, obj.key, obj.size) == (f"{data}/test.csv", "test.csv", 2)
+    assert obj.version == str((data / "test.csv").stat().st_mtime)
 
 
 def test_listed_urls_open_the_objects_and_sizes_are_right(data: Path) -> None:
@@ -118,9 +119,10 @@ def write_manifest(folder: Path, document: object) -> str:
 
 def test_manifest_lists_entries_in_manifest_order_with_their_relative_keys(data: Path) -> None:
     manifest = write_manifest(data.parent, [{"prefix": f"{data}/"}, "train/a.csv", "test.csv"])
-    assert list_inputs(manifest, MANIFEST) == [
-        InputObject(url=f"{data}/train/a.csv", key="train/a.csv", size=4),
-        InputObject(url=f"{data}/test.csv", key="test.csv", size=2),
+    listed = [(o.url, o.key, o.size) for o in list_inputs(manifest, MANIFEST)]
+    assert listed == [
+        (f"{data}/train/a.csv", "train/a.csv", 4),
+        (f"{data}/test.csv", "test.csv", 2),
     ]
 
 
