@@ -35,7 +35,7 @@ from batchform.spec.enums import (
     JoinSource,
     SplitType,
 )
-from batchform.spec.extensions import MAX_ERRORS, ON_ERROR
+from batchform.spec.extensions import MAX_ERRORS, ON_ERROR, SPLIT_OVER_MB
 
 console = Console(stderr=True)
 
@@ -90,6 +90,8 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
     help="isolate: bisect failed batches, write good records, dead-letter bad ones.",
 )
 @click.option("--max-errors", help="Error budget with --on-error isolate: N records or P%.")
+@click.option("--split-objects-over", type=int, metavar="MB",
+              help="Cut Line-split objects over MB into byte ranges across instances.")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
@@ -185,6 +187,8 @@ def _apply_flags(body: dict[str, Any], flags: dict[str, Any]) -> None:
         body.setdefault("Environment", {})[ON_ERROR] = flags["on_error"]
     if flags["max_errors"]:
         body.setdefault("Environment", {})[MAX_ERRORS] = flags["max_errors"]
+    if flags["split_objects_over"] is not None:
+        body.setdefault("Environment", {})[SPLIT_OVER_MB] = str(flags["split_objects_over"])
     for entry in flags["env"]:
         key, sep, value = entry.partition("=")
         if not sep:

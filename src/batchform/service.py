@@ -7,13 +7,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from batchform import config
+from batchform.engine import parts
 from batchform.engine.job import TransformJob, TransformOutcome, list_job_inputs
 from batchform.engine.ledger import (
     FinishedObject,
@@ -30,7 +31,6 @@ from batchform.runtimes.digest import describe_model
 from batchform.runtimes.registry import ModelReference, RuntimeOptions, runtime_factory
 from batchform.spec.common import parse_request
 from batchform.spec.transform import DEFAULT_MAX_PAYLOAD_IN_MB, CreateTransformJobRequest
-from batchform.storage import InputObject
 
 
 def parse_transform_request(body: dict[str, Any]) -> CreateTransformJobRequest:
@@ -74,7 +74,7 @@ class TransformRun:
         try:
             model_info = describe_model(self.model)
             info = RunInfo(model_info, time.time(), os.times())
-            objects = self._objects_to_do(model_info["sha256"], log)
+            plan, kept = self._work_to_do(model_info["sha256"], log)
             job = TransformJob(
                 request=self.request,
                 runtime_factory=runtime_factory(self.model, _runtime_options(self.request)),
@@ -83,7 +83,8 @@ class TransformRun:
                 executor=self.executor,
                 progress=self.progress,
                 stop=self.stop,
-                objects=objects,
+                plan=plan,
+                kept=kept,
                 on_commit=self._record_finished,
             )
             outcome = job.run()
@@ -101,24 +102,27 @@ class TransformRun:
     def _ledger(self) -> Ledger:
         return Ledger(self.job_dir / "ledger.jsonl")
 
-    def _objects_to_do(
+    def _work_to_do(
         self, model_sha256: str | None, log: Callable[[str], None]
-    ) -> list[InputObject]:
+    ) -> tuple[parts.Plan, dict[str, FinishedObject]]:
+        """The work units this run must do, and what an earlier run finished intact."""
         listed = list_job_inputs(self.request)
+        plan = parts.plan(listed, self.request)
         ledger = self._ledger
-        todo = listed
+        kept: dict[str, FinishedObject] = {}
         if not self.resume:
             ledger.path.unlink(missing_ok=True)
             self._save_definition()
         else:
             state = ledger.read()
             check_resumable(state, spec_hash(self.request), model_sha256, listed)
-            kept = {key for key, entry in state.finished.items() if intact(entry)}
-            self.skipped = len(kept)
-            log(f"resuming: {len(kept)} of {len(listed)} object(s) finished and intact")
-            todo = [obj for obj in listed if obj.key not in kept]
+            kept = {key: entry for key, entry in state.finished.items() if intact(entry)}
+            self.skipped = sum(1 for obj in listed if obj.key in kept)
+            log(f"resuming: {self.skipped} of {len(listed)} object(s) finished and intact")
+            units = [u for u in plan.units if u.key not in kept and plan.owner(u.key) not in kept]
+            plan = replace(plan, units=units)
         ledger.start(spec_hash(self.request), model_sha256, listed)
-        return todo
+        return plan, kept
 
     def _record_finished(self, result: ObjectResult, checksum: int) -> None:
         self._ledger.finished(

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from batchform import storage
+from batchform.engine import parts
 from batchform.engine.executors import get_executor
 from batchform.engine.invoker import BatchProcessor, PassThrough
+from batchform.engine.ledger import FinishedObject
 from batchform.engine.objectrun import ObjectResult
 from batchform.engine.pipeline import InstanceJob, InstancePipeline
 from batchform.engine.progress import JobProgress, ProgressSnapshot
@@ -60,9 +62,15 @@ class TransformJob:
     #: The objects to transform when the caller listed them (a resume skips some).
     objects: list[InputObject] | None = None
     on_commit: Callable[[ObjectResult, int], None] | None = None
+    #: How objects were cut into work units, and parts finished by an earlier run.
+    plan: parts.Plan | None = None
+    kept: dict[str, FinishedObject] = field(default_factory=dict)
 
     def run(self) -> TransformOutcome:
-        objects = self.objects if self.objects is not None else list_job_inputs(self.request)
+        if self.plan is None:
+            listed = self.objects if self.objects is not None else list_job_inputs(self.request)
+            self.plan = parts.plan(listed, self.request)
+        objects = self.plan.units if self.objects is None else self.objects
         self.progress.objects_total = len(objects)
         self.progress.bytes_total = sum(obj.size or 0 for obj in objects)
         shards = shard_by_key(objects, self.request.transform_resources.instance_count)
@@ -71,7 +79,13 @@ class TransformJob:
             per_instance = get_executor(self.executor).run(tasks, self.stop)
         except (JobStopped, KeyboardInterrupt):
             return self._outcome(JobStatus.STOPPED, "stopped on request", [])
-        results = sorted((r for rs in per_instance for r in rs), key=lambda r: r.key)
+        results = parts.assemble(
+            self.plan,
+            [r for rs in per_instance for r in rs],
+            self.kept,
+            self.request.transform_output.s3_output_path,
+            self.on_commit,
+        )
         if self.stop.is_set():
             return self._outcome(JobStatus.STOPPED, "stopped on request", results)
         failed = [result for result in results if not result.succeeded]
@@ -193,7 +207,7 @@ def budget_reason(request: CreateTransformJobRequest, results: list[ObjectResult
     """With record-level isolation, the job fails only when bad records exceed the budget."""
     budget = extensions(request.environment).budget
     bad = sum(result.bad_records for result in results)
-    total = sum(result.records for result in results)
+    total = sum(result.records + result.bad_records for result in results)
     if not bad or not budget.exceeded(bad, total):
         return None
     worst = max(results, key=lambda result: result.bad_records)

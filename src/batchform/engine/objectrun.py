@@ -51,6 +51,7 @@ class ObjectRun:
     ) -> None:
         self.result = ObjectResult(obj.key, obj.url, output_url, bytes_in=obj.size or 0)
         self._on_commit = on_commit
+        self.start_offset = obj.start
         self._crc32c = 0  # of everything written, for the ledger
         self._errors_url = (
             storage.output_url(
@@ -91,7 +92,7 @@ class ObjectRun:
                 self._release(1)
                 return
             self._pending[sequence] = body
-            self.result.records += records
+            self.result.records += records - len(dead_letters)
             self.result.bad_records += len(dead_letters)
             self.dead_letters.extend(dead_letters)
             try:

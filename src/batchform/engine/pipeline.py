@@ -96,7 +96,10 @@ class InstancePipeline:
 
     def _cut_and_send(self, reader: BinaryIO, run: ObjectRun, pool: ThreadPoolExecutor) -> None:
         batcher = make_batcher(
-            self._input.split_type, self._settings.batch_strategy, self._settings.max_payload_in_mb
+            self._input.split_type,
+            self._settings.batch_strategy,
+            self._settings.max_payload_in_mb,
+            start_offset=run.start_offset,
         )
         chunk_size = read_size(self._settings.max_payload_in_mb)
         while not run.failed:

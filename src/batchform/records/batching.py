@@ -183,9 +183,16 @@ class FramedBatcher(Batcher):
         return (self._scanned, self._found) if self._found else None
 
 
-def make_batcher(split_type: SplitType, strategy: BatchStrategy, max_payload_mb: int) -> Batcher:
-    """The batcher for one object under the job's settings."""
-    limit = max_payload_mb * 1024 * 1024
+def make_batcher(
+    split_type: SplitType, strategy: BatchStrategy, max_payload_mb: int, start_offset: int = 0
+) -> Batcher:
+    """The batcher for one object (or one byte range of it, from `start_offset`)."""
+    batcher = _new_batcher(split_type, strategy, max_payload_mb * 1024 * 1024)
+    batcher._offset = start_offset  # offsets in errors stay those of the whole object
+    return batcher
+
+
+def _new_batcher(split_type: SplitType, strategy: BatchStrategy, limit: int) -> Batcher:
     single = strategy is BatchStrategy.SINGLE_RECORD
     if split_type is SplitType.NONE:
         return WholeObjectBatcher(limit)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 ON_ERROR = "BATCHFORM_ON_ERROR"
 MAX_ERRORS = "BATCHFORM_MAX_ERRORS"
+SPLIT_OVER_MB = "BATCHFORM_SPLIT_OBJECTS_OVER_MB"
 ON_ERROR_CHOICES = ("fail", "isolate")
 
 Problem = tuple[str, str, object]
@@ -39,6 +40,8 @@ class ErrorBudget:
 class Extensions:
     isolate: bool = False
     budget: ErrorBudget = ErrorBudget()
+    #: Line-split objects larger than this are cut into byte ranges across instances.
+    split_over_bytes: int | None = None
 
 
 def parse_budget(text: str) -> ErrorBudget:
@@ -68,10 +71,19 @@ def extension_problems(environment: Mapping[str, str]) -> list[Problem]:
         except ValueError as exc:
             rule = f"Member must be a record count or a percentage like 1% ({exc})"
             problems.append((f"environment.{MAX_ERRORS}", rule, environment[MAX_ERRORS]))
+    split = environment.get(SPLIT_OVER_MB)
+    if split is not None and not (split.isdigit() and int(split) > 0):
+        problems.append((f"environment.{SPLIT_OVER_MB}", "Member must be a whole number of MB "
+                         "greater than 0", split))
     return problems
 
 
 def extensions(environment: Mapping[str, str]) -> Extensions:
     """The options of a validated request (see extension_problems)."""
     budget = parse_budget(environment[MAX_ERRORS]) if MAX_ERRORS in environment else ErrorBudget()
-    return Extensions(isolate=environment.get(ON_ERROR) == "isolate", budget=budget)
+    split = environment.get(SPLIT_OVER_MB)
+    return Extensions(
+        isolate=environment.get(ON_ERROR) == "isolate",
+        budget=budget,
+        split_over_bytes=int(split) * 1024 * 1024 if split else None,
+    )

@@ -35,6 +35,9 @@ class InputObject:
     key: str
     size: int | None
     version: str | None = None
+    #: A byte range of the object (one part of a big line-split object); end None: all.
+    start: int = 0
+    end: int | None = None
 
 
 def list_inputs(uri: str, data_type: S3DataType | str) -> list[InputObject]:

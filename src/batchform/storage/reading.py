@@ -39,18 +39,26 @@ def open_input(obj: InputObject, compression: CompressionType | str) -> BinaryIO
     data included, are raised as StorageError naming the object.
     """
     gzipped = CompressionType(compression) is CompressionType.GZIP
+    if obj.end is not None and gzipped:
+        raise StorageError(obj.url, "a byte range of a gzip object cannot be read on its own")
     fs, path = filesystem(obj.url)
     with translate_errors(obj.url, "open"):
         raw = fs.open(path, "rb", block_size=_READ_BLOCK_SIZE)
-    return cast(BinaryIO, _ObjectReader(obj.url, raw, gzipped))
+        if obj.start:
+            raw.seek(obj.start)
+    remaining = None if obj.end is None else obj.end - obj.start
+    return cast(BinaryIO, _ObjectReader(obj.url, raw, gzipped, remaining))
 
 
 class _ObjectReader(io.BufferedIOBase):
     """Reads through to the object (or a GzipFile over it), translating failures."""
 
-    def __init__(self, url: str, raw: IO[bytes], gzipped: bool) -> None:
+    def __init__(
+        self, url: str, raw: IO[bytes], gzipped: bool, remaining: int | None = None
+    ) -> None:
         super().__init__()
         self._url = url
+        self._remaining = remaining  # bytes left in a byte-range read; None: to the end
         self._raw = raw
         self._gzipped = gzipped
         self._source: IO[bytes] = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if gzipped else raw
@@ -59,18 +67,33 @@ class _ObjectReader(io.BufferedIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._guarded(self._source.read, -1 if size is None else size)
+        return self._counted(self._guarded(self._source.read, self._capped(size)))
 
     def read1(self, size: int = -1) -> bytes:
         # Plain fsspec files may lack read1; their read is no worse for a caller.
         read1: Callable[[int], bytes] = getattr(self._source, "read1", self._source.read)
-        return self._guarded(read1, size)
+        return self._counted(self._guarded(read1, self._capped(size)))
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        if self._remaining is not None:
+            data = self.read(len(memoryview(buffer)))
+            memoryview(buffer)[: len(data)] = data
+            return len(data)
         return self._guarded(cast(io.BufferedIOBase, self._source).readinto, buffer)
 
     def readline(self, size: int | None = -1) -> bytes:
-        return self._guarded(self._source.readline, -1 if size is None else size)
+        return self._counted(self._guarded(self._source.readline, self._capped(size)))
+
+    def _capped(self, size: int | None) -> int:
+        wanted = -1 if size is None else size
+        if self._remaining is None:
+            return wanted
+        return self._remaining if wanted < 0 else min(wanted, self._remaining)
+
+    def _counted(self, data: bytes) -> bytes:
+        if self._remaining is not None:
+            self._remaining -= len(data)
+        return data
 
     def close(self) -> None:
         if self.closed:
