@@ -1,0 +1,202 @@
+"""Failure handling costs: isolation, resume after a kill, one big file over two instances.
+
+    python benchmarks/failure_handling.py              # 1 GB for the big-file case
+    python benchmarks/failure_handling.py --scale 0.1  # a quick look
+
+Prints a table of each case beside its baseline (ratios in one run) and writes
+benchmarks/results/failure_handling.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, ensure, print_table, run_measured, save_json, write_narrow_csv
+
+DATA = ROOT / "benchmarks" / "data"
+FLAKY = ROOT / "examples" / "flaky_handler"
+NUMPY = ROOT / "examples" / "numpy_handler"
+
+
+def transform_argv(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "batchform.cli",
+        "transform",
+        "--model",
+        str(model),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        "--content-type",
+        "text/csv",
+        "--split-type",
+        "Line",
+        "--strategy",
+        "MultiRecord",
+        "--assemble-with",
+        "Line",
+        "--max-retries",
+        "0",
+        *extra,
+    ]
+
+
+def write_rows(path: Path, rows: int, bad_fraction: float, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for _ in range(rows):
+            prefix = "BAD," if rng.random() < bad_fraction else ""
+            out.write(prefix + ",".join(f"{rng.random():.4f}" for _ in range(8)) + "\n")
+
+
+def isolation_case(work: Path, rows: int, payload_mb: int) -> list[dict[str, object]]:
+    clean, dirty = work / "clean" / "in.csv", work / "dirty" / "in.csv"
+    write_rows(clean, rows, 0.0)
+    write_rows(dirty, rows, 0.01)
+    extra = ("--max-payload", str(payload_mb), "--on-error", "isolate", "--max-errors", "2%")
+    env = {"BATCHFORM_HOME": str(work / "home")}
+    base = run_measured("clean run", transform_argv(FLAKY, clean, work / "o1", *extra), env)
+    iso = run_measured("1% bad, isolate", transform_argv(FLAKY, dirty, work / "o2", *extra), env)
+    return [
+        {
+            "case": f"isolation ({rows:,} rows, {payload_mb} MB payloads)",
+            "baseline_s": base.wall_seconds,
+            "measured_s": iso.wall_seconds,
+            "ratio": iso.wall_seconds / base.wall_seconds,
+            "target": "<= 1.2",
+            "ok": base.returncode == 0 and iso.returncode == 0,
+        }
+    ]
+
+
+def resume_case(work: Path, objects: int, rows: int) -> list[dict[str, object]]:
+    source = work / "many"
+    for index in range(objects):
+        write_rows(source / f"part-{index:03d}.csv", rows, 0.0, seed=index)
+    home = work / "home-resume"
+    env = {**os.environ, "BATCHFORM_HOME": str(home)}
+    clean = run_measured(
+        "clean",
+        transform_argv(NUMPY, source, work / "r1", "--name", "clean"),
+        {"BATCHFORM_HOME": str(home)},
+    )
+    started = time.perf_counter()
+    victim = subprocess.Popen(
+        transform_argv(NUMPY, source, work / "r2", "--name", "killed"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ledger = home / "jobs" / "killed" / "ledger.jsonl"
+    while _finished(ledger) < objects // 2 and victim.poll() is None:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = time.perf_counter() - started
+    resumed = run_measured(
+        "resume",
+        [sys.executable, "-m", "batchform.cli", "resume", "killed"],
+        {"BATCHFORM_HOME": str(home)},
+    )
+    same = _outputs(work / "r1") == _outputs(work / "r2")
+    total = killed_at + resumed.wall_seconds
+    return [
+        {
+            "case": f"kill -9 at 50% + resume ({objects} objects)",
+            "baseline_s": clean.wall_seconds,
+            "measured_s": total,
+            "ratio": total / clean.wall_seconds,
+            "target": "<= 1.1",
+            "ok": same and resumed.returncode == 0,
+        }
+    ]
+
+
+def big_file_case(work: Path, size: int) -> list[dict[str, object]]:
+    path = DATA / f"narrow-{size}.csv"
+    ensure(path, write_narrow_csv, size)
+    env = {"BATCHFORM_HOME": str(work / "home-big")}
+    one = run_measured(
+        "1 instance", transform_argv(NUMPY, path, work / "b1", "--concurrency", "1"), env
+    )
+    two = run_measured(
+        "2 instances",
+        transform_argv(
+            NUMPY,
+            path,
+            work / "b2",
+            "--concurrency",
+            "1",
+            "--instances",
+            "2",
+            "--split-objects-over",
+            "64",
+        ),
+        env,
+    )
+    same = _outputs(work / "b1") == _outputs(work / "b2")
+    return [
+        {
+            "case": f"one {path.stat().st_size / 1e9:.2f} GB line file, 2 instances vs 1",
+            "baseline_s": one.wall_seconds,
+            "measured_s": two.wall_seconds,
+            "ratio": one.wall_seconds / two.wall_seconds,
+            "target": ">= 1.7 (speed-up)",
+            "ok": same and one.returncode == 0 and two.returncode == 0,
+        }
+    ]
+
+
+def _finished(ledger: Path) -> int:
+    if not ledger.exists():
+        return 0
+    lines = ledger.read_text().splitlines()
+    return sum(1 for line in lines if line.endswith("}") and '"event":"object"' in line)
+
+
+def _outputs(root: Path) -> dict[str, int]:
+    return {p.name: hash(p.read_bytes()) for p in root.glob("*.out")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bf-fail-") as tmp:
+        work = Path(tmp)
+        rows += isolation_case(work, int(400_000 * args.scale), 1)
+        rows += resume_case(work, 20, int(40_000 * args.scale))
+        rows += big_file_case(work, int(1e9 * args.scale))
+    print_table(
+        "Failure handling (each case beside its own baseline)",
+        ["case", "baseline s", "measured s", "ratio", "target", "outputs ok"],
+        [
+            [
+                str(r["case"]),
+                f"{r['baseline_s']:.1f}",
+                f"{r['measured_s']:.1f}",
+                f"{r['ratio']:.2f}",
+                str(r["target"]),
+                "yes" if r["ok"] else "NO",
+            ]
+            for r in rows
+        ],
+    )
+    print(f"\nwritten {save_json('failure_handling', rows)}")
+
+
+if __name__ == "__main__":
+    main()
