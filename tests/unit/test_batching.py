@@ -177,3 +177,15 @@ def test_split_batch_of_framed_records() -> None:
     assert halves is not None
     assert halves[0].payload == b"".join(encoded[:2])
     assert (halves[1].first_record, halves[1].offset) == (12, 100 + len(halves[0].payload))
+
+
+def test_split_batch_into_many_pieces_keeps_every_record() -> None:
+    data = b"".join(b"%d\n" % i for i in range(103)) + b"last"
+    (batch,) = drain(make_batcher(SplitType.LINE, MULTI, 6), data, 1 << 20)
+    pieces = split_batch(batch, SplitType.LINE, 10)
+    assert pieces is not None and len(pieces) == 10
+    assert b"".join(p.payload for p in pieces) == data
+    assert [p.first_record for p in pieces] == [
+        sum(q.record_count for q in pieces[:i]) for i in range(10)
+    ]
+    assert sum(p.record_count for p in pieces) == 104

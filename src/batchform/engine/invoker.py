@@ -8,6 +8,7 @@ each bad record becomes a dead letter, and the object keeps going.
 from __future__ import annotations
 
 import base64
+import math
 import random
 import threading
 import time
@@ -86,6 +87,38 @@ class Answer:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
+class BadRecordRate:
+    """The share of bad records seen so far, to cut failing batches where it pays.
+
+    Pieces are sized so that about half hold no bad record: a piece without one is
+    answered in one call, a piece with one is cut again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records = 0
+        self._bad = 0
+
+    def observe(self, records: int, bad: int) -> None:
+        with self._lock:
+            self._records += records
+            self._bad += bad
+
+    def pieces(self, batch: Batch) -> int:
+        with self._lock:
+            rate = self._bad / self._records if self._records else 0.0
+        if rate <= 0:
+            return 2  # nothing known yet: halve
+        return max(2, min(batch.record_count, math.ceil(batch.record_count * rate / 0.7)))
+
+    def likely_to_fail(self, batch: Batch) -> bool:
+        with self._lock:
+            if self._bad < 3:  # too few to trust
+                return False
+            rate = self._bad / self._records
+        return math.exp(-rate * batch.record_count) < 0.5
+
+
 def assemble(body: bytes, assemble_with: AssembleWith) -> bytes:
     """AssembleWith=Line: exactly one newline after each response, never a blank line."""
     if assemble_with is AssembleWith.LINE and not body.endswith(b"\n"):
@@ -118,24 +151,44 @@ class BatchInvoker:
         self._stop = stop
         self._log = log
         self._isolate = isolate
+        self._rate = BadRecordRate()
 
     def answer(self, batch: Batch, key: str) -> Answer:
+        pieces = self._presplit(batch)
+        if pieces is not None:
+            return self._combine([self._attempt(piece, key) for piece in pieces])
+        return self._attempt(batch, key)
+
+    def _attempt(self, batch: Batch, key: str) -> Answer:
         try:
-            return Answer(self._answer_whole(batch))
+            answer = Answer(self._answer_whole(batch))
         except (InvocationError, InputFormatError) as exc:
             if not self._isolate or isinstance(exc, RecordTooLargeError) or self._stop.is_set():
                 raise
-            return self._bisect(batch, key, exc)
+            return self._isolate_failures(batch, key, exc)
+        self._rate.observe(batch.record_count, 0)
+        return answer
 
-    def _bisect(self, batch: Batch, key: str, error: BaseException) -> Answer:
-        if batch.record_count <= 1:
-            return Answer(b"", [_dead_letter(batch, key, error)])
-        halves = split_batch(batch, self._input.split_type)
-        if halves is None:
+    def _isolate_failures(self, batch: Batch, key: str, error: BaseException) -> Answer:
+        pieces = split_batch(batch, self._input.split_type, self._rate.pieces(batch))
+        if pieces is None:
+            self._rate.observe(1, 1)
             return Answer(b"", [_dead_letter(batch, key, error)])
         self._progress.add(bisections=1)
-        first, second = (self.answer(half, key) for half in halves)
-        return Answer(first.body + second.body, first.dead_letters + second.dead_letters)
+        return self._combine([self._attempt(piece, key) for piece in pieces])
+
+    def _presplit(self, batch: Batch) -> list[Batch] | None:
+        """Once bad records are known to be common, skip the whole batch's doomed attempt."""
+        if not self._isolate or not self._rate.likely_to_fail(batch):
+            return None
+        return split_batch(batch, self._input.split_type, self._rate.pieces(batch))
+
+    @staticmethod
+    def _combine(answers: list[Answer]) -> Answer:
+        return Answer(
+            b"".join(a.body for a in answers),
+            [letter for a in answers for letter in a.dead_letters],
+        )
 
     def _answer_whole(self, batch: Batch) -> bytes:
         payload = self._processor.prepare(batch)

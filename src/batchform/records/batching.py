@@ -209,23 +209,25 @@ def read_size(max_payload_mb: int) -> int:
     return max(max_payload_mb * 1024 * 1024, 1024 * 1024)
 
 
-def split_batch(batch: Batch, split_type: SplitType) -> tuple[Batch, Batch] | None:
-    """The two halves of a batch, cut at a record boundary; None for a single record.
+def split_batch(batch: Batch, split_type: SplitType, parts: int = 2) -> list[Batch] | None:
+    """The batch cut at record boundaries into `parts` runs of (near) equal record counts.
 
-    Used to isolate failing records by bisection, so it may walk records one by one.
+    None for a single record. Used to isolate failing records, so it may walk records
+    one by one.
     """
     if batch.record_count < 2 or split_type is SplitType.NONE:
         return None
-    half = batch.record_count // 2
-    cut = _boundary_after(batch.payload, half, split_type)
-    first = Batch(batch.payload[:cut], batch.first_record, half, batch.offset)
-    second = Batch(
-        batch.payload[cut:],
-        batch.first_record + half,
-        batch.record_count - half,
-        batch.offset + cut,
-    )
-    return first, second
+    parts = max(2, min(parts, batch.record_count))
+    pieces: list[Batch] = []
+    cut = first = 0
+    for index in range(1, parts + 1):
+        count = batch.record_count * index // parts - first
+        end = cut + _boundary_after(batch.payload[cut:], count, split_type)
+        pieces.append(
+            Batch(batch.payload[cut:end], batch.first_record + first, count, batch.offset + cut)
+        )
+        cut, first = end, first + count
+    return pieces
 
 
 def _boundary_after(payload: bytes, records: int, split_type: SplitType) -> int:
@@ -233,7 +235,8 @@ def _boundary_after(payload: bytes, records: int, split_type: SplitType) -> int:
     end = 0
     if split_type is SplitType.LINE:
         for _ in range(records):
-            end = payload.index(b"\n", end) + 1
+            found = payload.find(b"\n", end)
+            end = len(payload) if found == -1 else found + 1  # the last line may lack one
         return end
     framing = recordio if split_type is SplitType.RECORDIO else tfrecord
     for _ in range(records):
