@@ -46,8 +46,11 @@ def test_defaults_are_sagemakers() -> None:
     assert request.model_client_config.invocations_timeout_in_seconds == 600
     assert request.model_client_config.invocations_max_retries == 3
     settings = resolve_settings(request, ExecutionParameters())
-    assert (settings.max_concurrent_transforms, settings.max_payload_in_mb,
-            settings.batch_strategy) == (1, 6, BatchStrategy.MULTI_RECORD)
+    assert (
+        settings.max_concurrent_transforms,
+        settings.max_payload_in_mb,
+        settings.batch_strategy,
+    ) == (1, 6, BatchStrategy.MULTI_RECORD)
 
 
 def test_round_trip_keeps_sagemaker_field_names() -> None:
@@ -76,22 +79,46 @@ INVALID = [
     ("BatchStrategy", "Multi", "batchStrategy", "enum value set"),
     ("TransformInput.SplitType", "Lines", "transformInput.splitType", "enum value set"),
     ("TransformInput.CompressionType", "Zip", "transformInput.compressionType", "enum"),
-    ("TransformInput.DataSource.S3DataSource.S3DataType", "Prefix",
-     "transformInput.dataSource.s3DataSource.s3DataType", "enum value set"),
+    (
+        "TransformInput.DataSource.S3DataSource.S3DataType",
+        "Prefix",
+        "transformInput.dataSource.s3DataSource.s3DataType",
+        "enum value set",
+    ),
     ("TransformInput.DataSource.S3DataSource.S3Uri", "", "s3Uri", "length"),
     ("TransformInput.ContentType", "x" * 257, "transformInput.contentType", "length"),
     ("TransformOutput.AssembleWith", "Newline", "transformOutput.assembleWith", "enum"),
     ("TransformOutput.S3OutputPath", _DELETE, "transformOutput.s3OutputPath", "null"),
-    ("TransformResources.InstanceCount", 0, "transformResources.instanceCount",
-     "greater than or equal to 1"),
-    ("TransformResources.InstanceType", "m5.large", "transformResources.instanceType",
-     "regular expression"),
-    ("ModelClientConfig.InvocationsTimeoutInSeconds", 0,
-     "modelClientConfig.invocationsTimeoutInSeconds", "greater than or equal to 1"),
-    ("ModelClientConfig.InvocationsTimeoutInSeconds", 3601,
-     "modelClientConfig.invocationsTimeoutInSeconds", "less than or equal to 3600"),
-    ("ModelClientConfig.InvocationsMaxRetries", 4, "modelClientConfig.invocationsMaxRetries",
-     "less than or equal to 3"),
+    (
+        "TransformResources.InstanceCount",
+        0,
+        "transformResources.instanceCount",
+        "greater than or equal to 1",
+    ),
+    (
+        "TransformResources.InstanceType",
+        "m5.large",
+        "transformResources.instanceType",
+        "regular expression",
+    ),
+    (
+        "ModelClientConfig.InvocationsTimeoutInSeconds",
+        0,
+        "modelClientConfig.invocationsTimeoutInSeconds",
+        "greater than or equal to 1",
+    ),
+    (
+        "ModelClientConfig.InvocationsTimeoutInSeconds",
+        3601,
+        "modelClientConfig.invocationsTimeoutInSeconds",
+        "less than or equal to 3600",
+    ),
+    (
+        "ModelClientConfig.InvocationsMaxRetries",
+        4,
+        "modelClientConfig.invocationsMaxRetries",
+        "less than or equal to 3",
+    ),
     ("Environment", {"1BAD": "x"}, "environment", "regular expression"),
     ("Environment", {"OK": "x" * 10241}, "environment", "length"),
     ("Tags", [{"Key": ""}], "tags.0.key", "length"),
@@ -99,10 +126,14 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "field", "rule"), INVALID,
-                         ids=[f"{row[0]}={str(row[1])[:12]}" for row in INVALID])
-def test_invalid_requests_name_the_field_and_rule(path: str, value: Any, field: str,
-                                                  rule: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "value", "field", "rule"),
+    INVALID,
+    ids=[f"{row[0]}={str(row[1])[:12]}" for row in INVALID],
+)
+def test_invalid_requests_name_the_field_and_rule(
+    path: str, value: Any, field: str, rule: str
+) -> None:
     with pytest.raises(SpecValidationError) as caught:
         parse_transform_request(with_change(path, value))
     message = str(caught.value)

@@ -20,6 +20,7 @@ import orjson
 
 from batchform.errors import InputFormatError, SpecValidationError
 from batchform.records.jsonpath import JsonPath
+from batchform.records.linebatch import all_records, join_lines, select_fields
 from batchform.spec.dataprocessing import (
     CSV,
     INPUT_FILTER_FIELD,
@@ -91,6 +92,9 @@ class RecordProcessor:
         """The payload to send: InputFilter applied to each record, framing kept."""
         if self.input_filter is None and (self.whole_input or not self.joins):
             return batch.payload
+        whole = self._prepare_whole(batch.payload)
+        if whole is not None:
+            return whole
         records = self._input_records(batch.payload)
         if self.input_filter is not None:
             path = self.input_filter
@@ -103,6 +107,9 @@ class RecordProcessor:
 
     def finish(self, batch: Batch, response: bytes) -> bytes:
         """The bytes to assemble: joined and OutputFilter-ed records, one per line."""
+        whole = self._finish_whole(batch, response)
+        if whole is not None:
+            return whole
         if self.joins:
             records = self._joined(batch, response)
         elif self.output_filter is not None:
@@ -110,6 +117,34 @@ class RecordProcessor:
         else:
             return response
         return _frame(records, trailing=True)
+
+    # -- whole batches at once (linebatch), when the batch is plain ------------------------
+
+    def _prepare_whole(self, payload: bytes) -> bytes | None:
+        if self.whole_input:
+            return None
+        # When finish will join these rows whole, the scan for them is kept for it.
+        joins_whole = self.joins and self.input_type == CSV and self.output_type == CSV
+        if self.input_filter is None:  # a join alone sends the records as they are
+            return payload if all_records(payload, batch_input=joins_whole) else None
+        if self.input_type != CSV:
+            return None
+        return select_fields(self.input_filter, payload, batch_input=joins_whole)
+
+    def _finish_whole(self, batch: Batch, response: bytes) -> bytes | None:
+        if self.output_type != CSV:
+            return None
+        if self.joins:
+            if self.input_type != CSV:
+                return None
+            joined = join_lines(batch.payload, response)
+            if joined is None or self.output_filter is None:
+                return joined
+            return select_fields(self.output_filter, joined)
+        if self.output_filter is None:
+            return None
+        filtered = select_fields(self.output_filter, response)
+        return filtered if filtered is None or filtered.endswith(b"\n") else filtered + b"\n"
 
     def _joined(self, batch: Batch, response: bytes) -> list[bytes]:
         inputs = self._input_records(batch.payload)

@@ -95,15 +95,23 @@ class JsonPath:
 
     def apply_fields(self, fields: Sequence[T]) -> list[T]:
         """The fields of one CSV row the path selects (index and slice paths only)."""
-        spans = self._spans.get(len(fields))
-        if spans is None:
-            spans = self._spans[len(fields)] = self._plan_spans(len(fields))
+        spans = self.field_spans(len(fields))
         if len(spans) == 1:  # the common `$[1:]`: one C-level slice
             return list(fields[spans[0][0] : spans[0][1]])
         selected: list[T] = []
         for start, stop in spans:
             selected.extend(fields[start:stop])
         return selected
+
+    def field_spans(self, width: int) -> list[tuple[int, int]]:
+        """The (start, stop) slices the path keeps of a row of `width` fields, in order.
+
+        Planned once per width and cached; InputFormatError for an index out of range.
+        """
+        spans = self._spans.get(width)
+        if spans is None:
+            spans = self._spans[width] = self._plan_spans(width)
+        return spans
 
     def _plan_spans(self, width: int) -> list[tuple[int, int]]:
         """The selected positions of a row of `width` fields, as (start, stop) slices."""
