@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import join_cost
 from common import (
     ROOT,
     Measurement,
@@ -174,7 +175,15 @@ def main() -> None:
     )
     summary = ratios(results)
     print("\n".join(summary))
-    print(f"\nwritten {save_json('transform_throughput', {'rows': results, 'ratios': summary})}")
+    joins = join_cost.join_rows(args.scale)
+    print_table(
+        "DataProcessing: InputFilter '$[1:]' + JoinSource Input vs plain (20-column CSV)",
+        *join_cost.table(joins),
+    )
+    summary += join_cost.verdicts(joins)
+    print("\n".join(join_cost.verdicts(joins)))
+    payload = {"rows": results, "join_rows": joins, "ratios": summary}
+    print(f"\nwritten {save_json('transform_throughput', payload)}")
 
 
 def _has_ray() -> bool:
