@@ -29,6 +29,7 @@ from common import (
 )
 
 MODEL = ROOT / "examples" / "numpy_handler"
+ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 DATA = ROOT / "benchmarks" / "data"
 
 
@@ -98,7 +99,10 @@ def bench_dataset(
     with tempfile.TemporaryDirectory(prefix="bf-bench-") as tmp:
         work = Path(tmp)
         for name, argv in approaches(input_path, work, rows, size / rows, with_ray):
-            measurement = run_measured(name, argv, env={"BATCHFORM_HOME": str(work / "home")})
+            env = {"BATCHFORM_HOME": str(work / "home")}
+            if name.startswith("(a)"):
+                env.update(ONE_CORE)  # the one-core limit: numpy's BLAS on one thread too
+            measurement = run_measured(name, argv, env=env)
             results.append(_row(label, size, rows, measurement))
             shutil.rmtree(work / "out", ignore_errors=True)
     return results
