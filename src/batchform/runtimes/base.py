@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class Runtime(ABC):
     @abstractmethod
     def stop(self) -> None: ...
 
-    def __enter__(self) -> Runtime:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

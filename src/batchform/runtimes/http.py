@@ -1,8 +1,10 @@
 """A model reached over HTTP by SageMaker's serving contract (DESIGN §3.1).
 
 `HttpRuntime` talks to a server that is already running (`--model-url`); the process
-runtime starts a server and then calls it through one of these. Errors are translated
-here, at the boundary, so the engine only ever sees batchform's exception tree.
+runtime starts a server and then calls it through one of these. Requests go through
+batchform's own small HTTP/1.1 client (httpclient.py), which costs a quarter of
+urllib3's CPU per request. Errors are translated here, at the boundary, so the engine
+only ever sees batchform's exception tree.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import urllib3
-from urllib3.exceptions import HTTPError, ReadTimeoutError
-
 from batchform.errors import (
+    ConfigurationError,
     ModelConnectionError,
     ModelError,
     ModelTimeoutError,
@@ -25,6 +25,7 @@ from batchform.runtimes.base import (
     InvocationResponse,
     Runtime,
 )
+from batchform.runtimes.httpclient import ConnectionPool, HttpTimeout
 
 # The body of an error response goes into a job's FailureReason; a page of HTML from a
 # crashed framework would drown the useful part, so only the start is kept.
@@ -76,18 +77,19 @@ def _excerpt(body: bytes) -> str:
 class HttpRuntime(Runtime):
     """A model server at a base URL, called through one keep-alive connection pool.
 
-    The pool holds `concurrency` connections and blocks callers beyond that, so the
-    engine's worker threads never open more sockets than the model was promised.
-    Nothing is retried here: the engine retries per InvocationsMaxRetries, and a retry
-    hidden below it would multiply that budget.
+    The pool holds up to `concurrency` keep-alive connections and blocks callers beyond
+    that (the registry sizes it generously: the engine's concurrency may come from
+    /execution-parameters, after the pool exists). Nothing is retried here: the engine
+    retries per InvocationsMaxRetries, and a retry hidden below it would multiply that
+    budget.
     """
 
     def __init__(self, url: str, concurrency: int = 1) -> None:
         self.url = url.rstrip("/")
-        self._prefix = urllib3.util.parse_url(self.url).path or ""
-        self._pool = urllib3.connection_from_url(
-            self.url, maxsize=max(1, concurrency), block=True, retries=False
-        )
+        try:
+            self._pool = ConnectionPool(self.url, maxsize=max(1, concurrency))
+        except ValueError as exc:
+            raise ConfigurationError(f"model URL {url}: {exc}") from exc
 
     def start(self) -> None:
         """Check that the server is there; it was started by someone else."""
@@ -96,8 +98,8 @@ class HttpRuntime(Runtime):
 
     def ping(self, timeout: float = PING_TIMEOUT_SECONDS) -> bool:
         try:
-            response = self._pool.request("GET", self._path("/ping"), timeout=timeout)
-        except (HTTPError, OSError):
+            response = self._pool.request("GET", "/ping", timeout=timeout)
+        except OSError:
             return False
         return response.status == 200
 
@@ -106,14 +108,12 @@ class HttpRuntime(Runtime):
         # "the model has no opinion".
         try:
             response = self._pool.request(
-                "GET",
-                self._path("/execution-parameters"),
-                timeout=EXECUTION_PARAMETERS_TIMEOUT_SECONDS,
+                "GET", "/execution-parameters", timeout=EXECUTION_PARAMETERS_TIMEOUT_SECONDS
             )
             if response.status != 200:
                 return ExecutionParameters()
-            document: Any = json.loads(response.data)
-        except (HTTPError, OSError, ValueError):
+            document: Any = json.loads(response.body)
+        except (OSError, ValueError):
             return ExecutionParameters()
         return parse_execution_parameters(document)
 
@@ -121,25 +121,21 @@ class HttpRuntime(Runtime):
         try:
             response = self._pool.request(
                 "POST",
-                self._path("/invocations"),
+                "/invocations",
                 body=request.payload,
                 headers=_headers(request),
-                timeout=urllib3.Timeout(total=request.timeout_seconds),
-                redirect=False,
+                timeout=request.timeout_seconds,
             )
-        except ReadTimeoutError as exc:
+        except HttpTimeout as exc:
             raise ModelTimeoutError(request.timeout_seconds) from exc
-        except (HTTPError, OSError) as exc:
+        except OSError as exc:
             raise ModelConnectionError(f"model at {self.url} could not be reached: {exc}") from exc
         if not 200 <= response.status < 300:
-            raise ModelError(response.status, _excerpt(response.data))
-        return InvocationResponse(response.data, response.headers.get("Content-Type"))
+            raise ModelError(response.status, _excerpt(response.body))
+        return InvocationResponse(response.body, response.headers.get("content-type"))
 
     def stop(self) -> None:
         self._pool.close()
-
-    def _path(self, endpoint: str) -> str:
-        return self._prefix.rstrip("/") + endpoint
 
 
 def _headers(request: InvocationRequest) -> dict[str, str]:

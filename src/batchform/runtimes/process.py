@@ -63,6 +63,9 @@ class ServeSettings:
     """How one instance's model process is run and looked after."""
 
     concurrency: int = 1
+    # Keep-alive connections to the model; None: as many as `concurrency`. Larger than
+    # the requested concurrency when /execution-parameters may raise it after start.
+    connections: int | None = None
     max_payload_in_mb: int = 6
     batch_strategy: str = "MultiRecord"
     startup_timeout: float = 600.0
@@ -102,12 +105,14 @@ def runtime_for_container(
     max_payload_in_mb: int,
     batch_strategy: str,
     startup_timeout: float = 600.0,
+    connections: int | None = None,
 ) -> ProcessRuntime:
     """The (not yet started) runtime of one instance of a process-container model."""
     folder = container_folder(folder_or_uri)
     bundled = folder / "model"
     settings = ServeSettings(
         concurrency=concurrency,
+        connections=connections,
         max_payload_in_mb=max_payload_in_mb,
         batch_strategy=batch_strategy,
         startup_timeout=startup_timeout,
@@ -334,7 +339,8 @@ class ProcessRuntime(Runtime):
         process = _ServeProcess(
             self.command, {**os.environ, **environment}, self._workspace.root, self._log
         )
-        client = HttpRuntime(f"http://127.0.0.1:{port}", self.settings.concurrency)
+        connections = self.settings.connections or self.settings.concurrency
+        client = HttpRuntime(f"http://127.0.0.1:{port}", connections)
         try:
             _wait_until_ready(process, client, self.settings.startup_timeout)
         except RuntimeStartError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 
 from batchform.errors import ConfigurationError
@@ -17,8 +18,8 @@ RuntimeFactory = Callable[[RuntimeContext], Runtime]
 class ModelReference:
     """A model as batchform can run it.
 
-    `image` is a folder or file:// URI (a `serve` executable: a process container; an
-    `inference.py`: a Python handler); `url` a model server already running;
+    `image` is a folder or file:// URI (a `serve` or `entrypoint` executable: a process
+    container; an `inference.py`: a Python handler); `url` a model server already running;
     `model_data_url` the ModelDataUrl tarball; `environment` the model's Environment.
     """
 
@@ -39,6 +40,16 @@ class RuntimeOptions:
 
 
 Builder = Callable[[ModelReference, RuntimeContext, RuntimeOptions], Runtime]
+
+# The engine may raise its concurrency after start, from the model's
+# /execution-parameters; a pool sized to the request alone would then make the extra
+# requests queue for a connection. Idle keep-alive connections cost next to nothing.
+MIN_CONNECTIONS = 64
+
+
+def pool_size(concurrency: int) -> int:
+    """Keep-alive connections to open to a model: never fewer than the engine may use."""
+    return max(concurrency, MIN_CONNECTIONS)
 
 
 def _handler(model: ModelReference, context: RuntimeContext, options: RuntimeOptions) -> Runtime:
@@ -72,6 +83,7 @@ def _container(model: ModelReference, context: RuntimeContext, options: RuntimeO
         max_payload_in_mb=options.max_payload_in_mb,
         batch_strategy=options.batch_strategy,
         startup_timeout=options.startup_timeout,
+        connections=pool_size(options.concurrency),
     )
 
 
@@ -79,7 +91,7 @@ def _http(model: ModelReference, context: RuntimeContext, options: RuntimeOption
     from batchform.runtimes.http import HttpRuntime
 
     assert model.url is not None
-    return HttpRuntime(model.url, concurrency=options.concurrency)
+    return HttpRuntime(model.url, concurrency=pool_size(options.concurrency))
 
 
 _BUILDERS: dict[str, Builder] = {"handler": _handler, "container": _container, "http": _http}
@@ -91,20 +103,31 @@ def runtime_kind(model: ModelReference) -> str:
     if model.url:
         return "http"
     if model.image:
-        folder = local_folder(model.image)
-        if _is_executable(os.path.join(folder, "serve")):
-            return "container"
-        if any(os.path.isfile(os.path.join(folder, sub, "inference.py")) for sub in ("", "code")):
-            return "handler"
-        if os.environ.get("SAGEMAKER_PROGRAM") or os.path.isdir(os.path.join(folder, "code")):
-            return "handler"
-        raise ConfigurationError(
-            f"cannot run model '{model.image}': expected a folder with an executable 'serve' "
-            "(a model container) or an 'inference.py' (a Python handler), or a --model-url"
-        )
+        return _folder_kind(model.image)
     if model.model_data_url:
         return "handler"  # a framework-style tarball carrying code/inference.py
     raise ConfigurationError("no model given: pass a model folder, a model URL or model data")
+
+
+def _folder_kind(image: str) -> str:
+    from batchform.runtimes.process import container_folder, serve_command
+
+    folder = local_folder(str(container_folder(image)))
+    try:
+        serve_command(Path(folder))
+        return "container"
+    except ConfigurationError as not_a_container:
+        why_not = str(not_a_container)
+    if any(os.path.isfile(os.path.join(folder, sub, "inference.py")) for sub in ("", "code")):
+        return "handler"
+    if os.environ.get("SAGEMAKER_PROGRAM") or os.path.isdir(os.path.join(folder, "code")):
+        return "handler"
+    # Say why it is not a container too: a `serve` that lost its x bit is the usual case.
+    raise ConfigurationError(
+        f"cannot run model '{image}': expected a folder with an executable 'serve' or "
+        "'entrypoint' (a model container) or an 'inference.py' (a Python handler), or a "
+        f"--model-url ({why_not})"
+    )
 
 
 def runtime_factory(model: ModelReference, options: RuntimeOptions) -> RuntimeFactory:
@@ -123,7 +146,3 @@ def local_folder(image: str) -> str:
     if not os.path.isdir(path):
         raise ConfigurationError(f"model folder '{image}' does not exist")
     return os.path.abspath(path)
-
-
-def _is_executable(path: str) -> bool:
-    return os.path.isfile(path) and os.access(path, os.X_OK)
