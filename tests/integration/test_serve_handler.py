@@ -196,6 +196,29 @@ def test_a_worker_that_dies_is_replaced(server: Server) -> None:
     assert "exited with code 1; replacing it" in server.printed()
 
 
+def test_workers_get_their_share_of_the_cores_for_native_threads(server: Server) -> None:
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+
+    for pid in server.workers():
+        environment = psutil.Process(pid).environ()
+        assert environment.get("OPENBLAS_NUM_THREADS", share) == share
+        assert environment.get("OMP_NUM_THREADS", share) == share
+
+
+def test_workers_of_a_killed_server_exit_and_free_the_port(server: Server) -> None:
+    workers = server.workers()
+
+    server.process.kill()  # SIGKILL: no chance to stop its workers
+    server.process.wait()
+
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(pid) for pid in workers)
+    port = int(server.url.rsplit(":", 1)[1])
+    socket.create_server(("127.0.0.1", port)).close()  # nobody holds it any more
+
+
 def test_sigterm_lets_the_invocation_in_flight_finish(server: Server) -> None:
     workers = server.workers()
     answers: list[urllib3.BaseHTTPResponse] = []

@@ -147,3 +147,13 @@ def test_runtime_context_is_a_private_workspace() -> None:
     run_checks(factory, SAMPLE, CSV, CheckReport("m", "mock"), "/tmp/check-here")
 
     assert seen[0].workspace == "/tmp/check-here" and seen[0].workers == 1
+
+
+def test_a_model_that_cannot_be_made_is_a_failed_start() -> None:
+    def factory(context: RuntimeContext) -> Runtime:
+        raise RuntimeStartError("handler program 'inference.py' not found")
+
+    report = CheckReport("m", "handler")
+    run_checks(factory, SAMPLE, CSV, report, "/nonexistent")
+
+    assert [(r.name, r.outcome) for r in report.results] == [("start", Outcome.FAIL)]

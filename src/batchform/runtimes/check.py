@@ -147,7 +147,11 @@ def run_checks(
         workers=1,
         log=report.model_log.append,
     )
-    runtime = factory(context)
+    try:
+        runtime = factory(context)  # the handler runtime finds its code here
+    except BatchformError as exc:
+        report.results.append(CheckResult("start", Outcome.FAIL, str(exc)))
+        return
     started = _timed("start", lambda: _start(runtime))
     report.results.append(started)
     try:
