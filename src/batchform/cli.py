@@ -90,8 +90,12 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
     help="isolate: bisect failed batches, write good records, dead-letter bad ones.",
 )
 @click.option("--max-errors", help="Error budget with --on-error isolate: N records or P%.")
-@click.option("--split-objects-over", type=int, metavar="MB",
-              help="Cut Line-split objects over MB into byte ranges across instances.")
+@click.option(
+    "--split-objects-over",
+    type=int,
+    metavar="MB",
+    help="Cut Line-split objects over MB into byte ranges across instances.",
+)
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
@@ -266,8 +270,11 @@ def _print_summary(outcome: TransformOutcome, run: service.TransformRun) -> None
         ),
         ("records", f"{snap.records:,} ({snap.records / max(snap.elapsed, 1e-9):,.0f}/s)"),
         ("bytes", f"{snap.bytes_read:,} read, {snap.bytes_written:,} written ({rate:.1f} MB/s)"),
-        ("batches", f"{snap.batches:,}, {snap.retries} retries, {snap.errors} errors, "
-            f"{snap.bad_records} bad records"),
+        (
+            "batches",
+            f"{snap.batches:,}, {snap.retries} retries, {snap.errors} errors, "
+            f"{snap.bad_records} bad records",
+        ),
         ("wall time", f"{snap.elapsed:.2f} s"),
         ("latency", _latency(snap)),
         ("settings", outcome.settings.data_log_line() if outcome.settings else "-"),

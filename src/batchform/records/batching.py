@@ -24,20 +24,28 @@ RecordEnd = Callable[[bytes, int, int], "int | None"]
 
 
 class Batcher(ABC):
-    """Cuts one object's bytes into payloads of whole records."""
+    """Cuts one object's bytes into payloads of whole records.
+
+    Consumed bytes are skipped with a read position rather than sliced off, so cutting
+    many small records from one chunk costs one copy per payload, not one per record
+    of everything behind it; the buffer is compacted once per `add`.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit  # bytes; 0 means no limit
         self._buffer = b""
-        self._offset = 0  # absolute offset of _buffer[0] in the object
-        self._record = 0  # index of the first record in _buffer
+        self._pos = 0  # start of the unconsumed bytes in _buffer
+        self._offset = 0  # absolute offset of _buffer[_pos] in the object
+        self._record = 0  # index of the record starting at _buffer[_pos]
         self._done = False
         self._cut: tuple[int, int] | None = None  # cached answer of _cut_point
 
     def add(self, chunk: bytes) -> None:
         if self._done:
             raise RuntimeError("add() after done_adding()")
-        self._buffer = self._buffer + chunk if self._buffer else chunk
+        rest = self._buffer[self._pos :] if self._pos else self._buffer
+        self._buffer = rest + chunk if rest else chunk
+        self._pos = 0
         self._cut = None
 
     def done_adding(self) -> None:
@@ -55,8 +63,8 @@ class Batcher(ABC):
         assert self._cut is not None
         end, count = self._cut
         self._cut = None
-        batch = Batch(self._buffer[:end], self._record, count, self._offset)
-        self._buffer = self._buffer[end:]
+        batch = Batch(self._buffer[self._pos : self._pos + end], self._record, count, self._offset)
+        self._pos += end
         self._offset += end
         self._record += count
         return batch
@@ -65,9 +73,14 @@ class Batcher(ABC):
     def records_seen(self) -> int:
         return self._record
 
+    @property
+    def _pending(self) -> int:
+        """Bytes not yet cut into a payload."""
+        return len(self._buffer) - self._pos
+
     @abstractmethod
     def _cut_point(self) -> tuple[int, int] | None:
-        """(end index into the buffer, record count) of the next payload, or None."""
+        """(length, record count) of the next payload from the read position, or None."""
 
     def _too_large(self, size_hint: str) -> RecordTooLargeError:
         return RecordTooLargeError(
@@ -81,25 +94,26 @@ class WholeObjectBatcher(Batcher):
     """SplitType=None: the object is one record and one payload."""
 
     def _cut_point(self) -> tuple[int, int] | None:
-        if not self._done or not self._buffer:
+        if not self._done or not self._pending:
             return None
-        if self._limit and len(self._buffer) > self._limit:
-            raise self._too_large(f": the object is {len(self._buffer)} bytes")
-        return len(self._buffer), 1
+        if self._limit and self._pending > self._limit:
+            raise self._too_large(f": the object is {self._pending} bytes")
+        return self._pending, 1
 
 
 class LineSingleBatcher(Batcher):
     """SplitType=Line, SingleRecord: one line (with its newline) a payload."""
 
     def _cut_point(self) -> tuple[int, int] | None:
-        newline = self._buffer.find(b"\n")
+        newline = self._buffer.find(b"\n", self._pos)
         if newline == -1:
-            if self._limit and len(self._buffer) > self._limit:
+            if self._limit and self._pending > self._limit:
                 raise self._too_large("")
-            return (len(self._buffer), 1) if self._done and self._buffer else None
-        if self._limit and newline + 1 > self._limit:
-            raise self._too_large(f": the line is {newline + 1} bytes")
-        return newline + 1, 1
+            return (self._pending, 1) if self._done and self._pending else None
+        length = newline + 1 - self._pos
+        if self._limit and length > self._limit:
+            raise self._too_large(f": the line is {length} bytes")
+        return length, 1
 
 
 class LineMultiBatcher(Batcher):
@@ -110,18 +124,19 @@ class LineMultiBatcher(Batcher):
     """
 
     def _cut_point(self) -> tuple[int, int] | None:
-        size = len(self._buffer)
+        size = self._pending
         target = self._limit or UNLIMITED_TARGET_BYTES
         if size == 0 or (size <= target and not self._done):
             return None
         end = size
         if size > target:
-            cut = self._buffer.rfind(b"\n", 0, target) + 1 or self._oversized_line_end()
+            found = self._buffer.rfind(b"\n", self._pos, self._pos + target)
+            cut = found + 1 - self._pos if found != -1 else self._oversized_line_end()
             if cut is None:
                 return None
             end = cut
-        count = self._buffer.count(b"\n", 0, end)
-        if self._buffer[end - 1] != 0x0A:
+        count = self._buffer.count(b"\n", self._pos, self._pos + end)
+        if self._buffer[self._pos + end - 1] != 0x0A:
             count += 1  # the object's last line has no newline
         return end, count
 
@@ -129,10 +144,10 @@ class LineMultiBatcher(Batcher):
         """The first line does not fit the target: an error, unless there is no limit."""
         if self._limit:
             raise self._too_large("")
-        newline = self._buffer.find(b"\n")
+        newline = self._buffer.find(b"\n", self._pos)
         if newline != -1:
-            return newline + 1
-        return len(self._buffer) if self._done else None
+            return newline + 1 - self._pos
+        return self._pending if self._done else None
 
 
 class FramedBatcher(Batcher):
@@ -142,8 +157,8 @@ class FramedBatcher(Batcher):
         super().__init__(limit)
         self._record_end: RecordEnd = framing.record_end
         self._single = single
-        self._scanned = 0  # buffer index up to which records were already found
-        self._found = 0  # records found in buffer[:_scanned]
+        self._scanned = 0  # bytes from the read position already known to be records
+        self._found = 0  # how many records those are
 
     def next_batch(self) -> Batch:
         batch = super().next_batch()
@@ -154,10 +169,13 @@ class FramedBatcher(Batcher):
     def _cut_point(self) -> tuple[int, int] | None:
         target = self._limit or UNLIMITED_TARGET_BYTES
         while not (self._single and self._found == 1):
-            end = self._record_end(self._buffer, self._scanned, self._offset)
-            if end is None:
+            found = self._record_end(
+                self._buffer, self._pos + self._scanned, self._offset - self._pos
+            )
+            if found is None:
                 self._check_partial_record_size()
                 break
+            end = found - self._pos
             if end > target and (self._found or self._limit):
                 if self._found == 0:
                     raise self._too_large(f": the record is {end} bytes")
@@ -167,16 +185,16 @@ class FramedBatcher(Batcher):
 
     def _check_partial_record_size(self) -> None:
         """A record still arriving that already exceeds the limit fails now, unbuffered."""
-        if self._limit and not self._found and len(self._buffer) - self._scanned > self._limit:
+        if self._limit and not self._found and self._pending - self._scanned > self._limit:
             raise self._too_large(": the record is still arriving and already larger")
 
     def _flush_at_end(self) -> tuple[int, int] | None:
         complete = self._single and self._found == 1
         if not complete and not self._done:
             return None
-        if self._done and self._scanned < len(self._buffer) and (not self._found):
+        if self._done and self._scanned < self._pending and (not self._found):
             raise InputFormatError(
-                f"truncated record: {len(self._buffer) - self._scanned} trailing bytes",
+                f"truncated record: {self._pending - self._scanned} trailing bytes",
                 record_index=self._record + self._found,
                 byte_offset=self._offset + self._scanned,
             )

@@ -32,6 +32,7 @@ from batchform.runtimes.base import (
     RuntimeContext,
 )
 from batchform.runtimes.handler_module import HandlerSource
+from batchform.runtimes.workspace import native_thread_limits
 
 #: How long a worker may take to import the handler and run model_fn.
 DEFAULT_STARTUP_TIMEOUT = 600.0
@@ -123,7 +124,11 @@ class HandlerRuntime(Runtime):
             self._source.code_path,
             self._source.model_dir,
         ]
-        environment = {**os.environ, **_thread_limits(self.workers), **self._context.environment}
+        environment = {
+            **os.environ,
+            **native_thread_limits(self.workers),
+            **self._context.environment,
+        }
         try:
             # A process group of its own: a terminal's Ctrl-C goes to batchform, which
             # decides when workers stop; workers exit when their socket closes.
@@ -205,17 +210,6 @@ class HandlerRuntime(Runtime):
             self._context.log(f"{self._context.instance_name}: {exc}")
             return fresh
         return fresh
-
-
-def _thread_limits(workers: int) -> dict[str, str]:
-    """Native thread pools (BLAS, OpenMP) sized to each worker's share of the cores.
-
-    Each worker's numpy would otherwise start a thread per core, and the pools of all
-    workers together oversubscribe the machine and spin. A user's own setting wins.
-    """
-    share = str(max(1, (os.cpu_count() or 1) // workers))
-    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    return {name: share for name in names if name not in os.environ}
 
 
 def _exit_code(worker: _Worker) -> int | None:

@@ -73,8 +73,13 @@ def extension_problems(environment: Mapping[str, str]) -> list[Problem]:
             problems.append((f"environment.{MAX_ERRORS}", rule, environment[MAX_ERRORS]))
     split = environment.get(SPLIT_OVER_MB)
     if split is not None and not (split.isdigit() and int(split) > 0):
-        problems.append((f"environment.{SPLIT_OVER_MB}", "Member must be a whole number of MB "
-                         "greater than 0", split))
+        problems.append(
+            (
+                f"environment.{SPLIT_OVER_MB}",
+                "Member must be a whole number of MB greater than 0",
+                split,
+            )
+        )
     return problems
 
 
