@@ -34,9 +34,13 @@ def test_good_records_are_written_in_order_and_bad_ones_dead_lettered(tmp_path: 
     bad = {3, 4, 250, 999}
     data, good = rows_with_bad(1000, bad)
     write(tmp_path, "nested/a.csv", data)
-    outcome = run(tmp_path, rejects_bad, MaxConcurrentTransforms=3,
-                  ModelClientConfig={"InvocationsMaxRetries": 0},
-                  Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "1%"})
+    outcome = run(
+        tmp_path,
+        rejects_bad,
+        MaxConcurrentTransforms=3,
+        ModelClientConfig={"InvocationsMaxRetries": 0},
+        Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "1%"},
+    )
     assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
     assert outputs(tmp_path)["nested/a.csv.out"] == good
     letters = dead_letters(tmp_path, "nested/a.csv")
@@ -51,8 +55,12 @@ def test_good_records_are_written_in_order_and_bad_ones_dead_lettered(tmp_path: 
 def test_budget_exceeded_fails_the_job_with_the_counts(tmp_path: Path) -> None:
     data, good = rows_with_bad(100, {1, 2, 3})
     write(tmp_path, "a.csv", data)
-    outcome = run(tmp_path, rejects_bad, Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "2"},
-                  ModelClientConfig={"InvocationsMaxRetries": 0})
+    outcome = run(
+        tmp_path,
+        rejects_bad,
+        Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "2"},
+        ModelClientConfig={"InvocationsMaxRetries": 0},
+    )
     assert outcome.status is JobStatus.FAILED
     assert outcome.failure_reason is not None
     assert "3 of 100 records failed" in outcome.failure_reason
@@ -63,16 +71,21 @@ def test_budget_exceeded_fails_the_job_with_the_counts(tmp_path: Path) -> None:
 def test_default_budget_is_zero(tmp_path: Path) -> None:
     data, _ = rows_with_bad(10, {5})
     write(tmp_path, "a.csv", data)
-    outcome = run(tmp_path, rejects_bad, Environment=ISOLATE,
-                  ModelClientConfig={"InvocationsMaxRetries": 0})
+    outcome = run(
+        tmp_path, rejects_bad, Environment=ISOLATE, ModelClientConfig={"InvocationsMaxRetries": 0}
+    )
     assert outcome.status is JobStatus.FAILED
 
 
 def test_single_record_strategy_and_assemble_line(tmp_path: Path) -> None:
     write(tmp_path, "a.csv", b"x\nbad\ny")
-    outcome = run(tmp_path, lambda p: rejects_bad(p).strip(), BatchStrategy="SingleRecord",
-                  Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "50%"},
-                  ModelClientConfig={"InvocationsMaxRetries": 0})
+    outcome = run(
+        tmp_path,
+        lambda p: rejects_bad(p).strip(),
+        BatchStrategy="SingleRecord",
+        Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "50%"},
+        ModelClientConfig={"InvocationsMaxRetries": 0},
+    )
     assert outcome.status is JobStatus.COMPLETED
     assert outputs(tmp_path)["a.csv.out"] == b"X\nY\n"
 
