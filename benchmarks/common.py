@@ -56,6 +56,31 @@ def run_measured(
     return Measurement(name, wall, peak_tree / 1e6, peak_main / 1e6, process.returncode)
 
 
+def transform_argv(model: Path, source: Path, output: Path, *extra: str) -> list[str]:
+    """`batchform transform` of a CSV input, Line split, MultiRecord, one answer a line."""
+    return [
+        sys.executable,
+        "-m",
+        "batchform.cli",
+        "transform",
+        "--model",
+        str(model),
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--content-type",
+        "text/csv",
+        "--split-type",
+        "Line",
+        "--strategy",
+        "MultiRecord",
+        "--assemble-with",
+        "Line",
+        *extra,
+    ]
+
+
 def _tree_rss(root: psutil.Process) -> tuple[float, float]:
     try:
         main = root.memory_info().rss

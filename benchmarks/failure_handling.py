@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, ensure, print_table, run_measured, save_json, write_narrow_csv
+from common import transform_argv as common_transform_argv
 
 DATA = ROOT / "benchmarks" / "data"
 FLAKY = ROOT / "examples" / "flaky_handler"
@@ -27,29 +28,7 @@ NUMPY = ROOT / "examples" / "numpy_handler"
 
 
 def transform_argv(model: Path, source: Path, out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "batchform.cli",
-        "transform",
-        "--model",
-        str(model),
-        "--input",
-        str(source),
-        "--output",
-        str(out),
-        "--content-type",
-        "text/csv",
-        "--split-type",
-        "Line",
-        "--strategy",
-        "MultiRecord",
-        "--assemble-with",
-        "Line",
-        "--max-retries",
-        "0",
-        *extra,
-    ]
+    return common_transform_argv(model, source, out, "--max-retries", "0", *extra)
 
 
 def write_rows(path: Path, rows: int, bad_fraction: float, seed: int = 7) -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from common import ROOT, Measurement, ensure, print_table, run_measured, save_json
+from common import transform_argv as common_transform_argv
 
 DATA = ROOT / "benchmarks" / "data"
 HANDLERS = {
@@ -70,29 +70,8 @@ def _digits(numbers: np.ndarray, width: int) -> np.ndarray:
 
 
 def transform_argv(handler: Path, input_path: Path, output: Path, joins: bool) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "batchform.cli",
-        "transform",
-        "--model",
-        str(handler),
-        "--input",
-        str(input_path),
-        "--output",
-        str(output),
-        "--content-type",
-        "text/csv",
-        "--accept",
-        "text/csv",
-        "--split-type",
-        "Line",
-        "--strategy",
-        "MultiRecord",
-        "--assemble-with",
-        "Line",
-        *(JOIN_FLAGS if joins else []),
-    ]
+    extra = ["--accept", "text/csv", *(JOIN_FLAGS if joins else [])]
+    return common_transform_argv(handler, input_path, output, *extra)
 
 
 def join_rows(scale: float, repeat: int = 1) -> list[dict[str, object]]:

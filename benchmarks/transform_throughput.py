@@ -24,6 +24,7 @@ from common import (
     print_table,
     run_measured,
     save_json,
+    transform_argv,
     write_narrow_csv,
     write_wide_csv,
 )
@@ -52,26 +53,7 @@ def approaches(
         ),
         (
             "(b) batchform transform MultiRecord",
-            [
-                python,
-                "-m",
-                "batchform.cli",
-                "transform",
-                "--model",
-                str(MODEL),
-                "--input",
-                str(input_path),
-                "--output",
-                str(out / "b"),
-                "--content-type",
-                "text/csv",
-                "--split-type",
-                "Line",
-                "--strategy",
-                "MultiRecord",
-                "--assemble-with",
-                "Line",
-            ],
+            transform_argv(MODEL, input_path, out / "b"),
         ),
     ]
     if with_ray:
