@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.pgserver import running_postgres
 from tests.s3server import moto_server
 
 
@@ -17,6 +19,18 @@ def s3_server() -> Iterator[str]:
     """Endpoint URL of an S3-compatible server on loopback, shared by the session."""
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SQLAlchemy URL of an empty database on a real PostgreSQL server on loopback.
+
+    One server for the session: starting a cluster costs about a second. Tests that need
+    isolation should use their own tables or schemas.
+    """
+    folder: Path = tmp_path_factory.mktemp("postgres")
+    with running_postgres(folder) as url:
+        yield url
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ from rich.progress import (
 from rich.table import Table
 
 from batchform import service
-from batchform.engine.job import JobStatus, TransformOutcome
+from batchform.engine.job import TransformOutcome
 from batchform.engine.progress import ProgressSnapshot
 from batchform.errors import BatchformError, SpecValidationError
+from batchform.jobs.lifecycle import JobStatus
 from batchform.runtimes.registry import ModelReference
 from batchform.spec.enums import (
     AssembleWith,
@@ -293,9 +294,12 @@ def _latency(snap: ProgressSnapshot) -> str:
 
 
 from batchform.cli_models import check_model, serve_handler  # noqa: E402
+from batchform.cli_server import jobs, server  # noqa: E402
 
 main.add_command(check_model)
 main.add_command(serve_handler)
+main.add_command(server)
+main.add_command(jobs)
 
 if __name__ == "__main__":
     main()

@@ -132,3 +132,25 @@ class RuntimeStartError(BatchformError):
 
 class JobStopped(BatchformError):
     """The job was stopped on request; nothing partial was written."""
+
+
+class ServiceError(BatchformError):
+    """A request the service refuses; `code` is SageMaker's error code for it."""
+
+    code = "ValidationException"
+
+
+class InvalidRequest(ServiceError):
+    code = "ValidationException"
+
+
+class ResourceNotFound(ServiceError):
+    code = "ResourceNotFound"
+
+
+class ResourceInUse(ServiceError):
+    code = "ResourceInUse"
+
+
+class ResourceLimitExceeded(ServiceError):
+    code = "ResourceLimitExceeded"

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from batchform.engine.job import JobStatus, TransformJob, TransformOutcome, shard_by_key
+from batchform.engine.job import TransformJob, TransformOutcome, shard_by_key
 from batchform.errors import ModelError, ModelTimeoutError
+from batchform.jobs.lifecycle import JobStatus
 from batchform.runtimes.base import ExecutionParameters, Runtime, RuntimeContext
 from batchform.runtimes.mock import Answer, MockRuntime
 from batchform.service import parse_transform_request

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batchform.engine.job import JobStatus
 from batchform.errors import ModelError
+from batchform.jobs.lifecycle import JobStatus
 from tests.unit.test_engine import outputs, run, write
 
 ISOLATE = {"BATCHFORM_ON_ERROR": "isolate"}

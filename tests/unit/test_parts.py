@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchform.engine.job import JobStatus
 from batchform.engine.parts import cut
 from batchform.errors import ModelError
+from batchform.jobs.lifecycle import JobStatus
 from batchform.storage import InputObject
 from tests.unit.test_engine import outputs, run, write
 

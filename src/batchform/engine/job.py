@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
 
 from batchform import storage
 from batchform.engine import parts
@@ -19,6 +18,8 @@ from batchform.engine.pipeline import InstanceJob, InstancePipeline
 from batchform.engine.progress import JobProgress, ProgressSnapshot
 from batchform.engine.settings import EffectiveSettings, resolve_settings
 from batchform.errors import BatchformError, JobStopped
+from batchform.jobs.lifecycle import JobStatus
+from batchform.jobs.logs import stream_sink
 from batchform.records.dataprocessing import RecordProcessor
 from batchform.runtimes.base import Runtime, RuntimeContext
 from batchform.spec.extensions import extensions
@@ -27,14 +28,6 @@ from batchform.storage import InputObject
 
 RuntimeFactory = Callable[[RuntimeContext], Runtime]
 ProcessorFactory = Callable[[CreateTransformJobRequest], BatchProcessor]
-
-
-class JobStatus(str, Enum):
-    IN_PROGRESS = "InProgress"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
 
 
 @dataclass
@@ -121,7 +114,8 @@ class TransformJob:
             workspace=os.path.join(self.workspace, f"instance-{index + 1}"),
             environment=dict(self.request.environment),
             workers=handler_workers(self.request),
-            log=self.log,
+            log=stream_sink(self.log, f"instance-{index + 1}"),
+            count=lambda name, amount: self.progress.add(**{name: amount}),
         )
         with self._started(self.runtime_factory(context)) as runtime:
             finished = threading.Event()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from dataclasses import dataclass, field
 
 #: Latency samples kept for percentiles; a ring so memory stays flat on long jobs.
 LATENCY_SAMPLES = 4096
+#: Upper bounds (seconds) of the invocation latency histogram, as Prometheus buckets.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass
@@ -26,6 +29,10 @@ class ProgressSnapshot:
     elapsed: float
     latency_p50: float | None
     latency_p99: float | None
+    model_restarts: int = 0
+    #: Invocations per LATENCY_BUCKETS bound (not cumulative; the last is +Inf).
+    latency_buckets: list[int] = field(default_factory=list)
+    latency_sum: float = 0.0
 
     @property
     def bytes_per_second(self) -> float:
@@ -50,6 +57,8 @@ class JobProgress:
     _counts: dict[str, int] = field(default_factory=dict, repr=False)
     _latencies: list[float] = field(default_factory=list, repr=False)
     _latency_next: int = 0
+    _buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    _latency_sum: float = 0.0
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -62,6 +71,8 @@ class JobProgress:
 
     def record_latency(self, seconds: float) -> None:
         with self._lock:
+            self._buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            self._latency_sum += seconds
             if len(self._latencies) < LATENCY_SAMPLES:
                 self._latencies.append(seconds)
             else:
@@ -72,6 +83,8 @@ class JobProgress:
         with self._lock:
             counts = dict(self._counts)
             latencies = sorted(self._latencies)
+            buckets = list(self._buckets)
+            latency_sum = self._latency_sum
         return ProgressSnapshot(
             objects_total=self.objects_total,
             objects_done=counts.get("objects_done", 0),
@@ -87,6 +100,9 @@ class JobProgress:
             elapsed=time.monotonic() - self._started,
             latency_p50=_percentile(latencies, 0.50),
             latency_p99=_percentile(latencies, 0.99),
+            model_restarts=counts.get("model_restarts", 0),
+            latency_buckets=buckets,
+            latency_sum=latency_sum,
         )
 
 

@@ -50,6 +50,8 @@ class RuntimeContext:
     environment: Mapping[str, str] = field(default_factory=dict)
     workers: int = 1
     log: Callable[[str], None] = field(default=lambda line: None)
+    #: Counts events the job reports (`model_restarts`), by name and amount.
+    count: Callable[[str, int], None] = field(default=lambda name, amount: None)
 
 
 class Runtime(ABC):

@@ -200,6 +200,7 @@ class HandlerRuntime(Runtime):
             if self._stopped:
                 return worker
         self.restarts += 1
+        self._context.count("model_restarts", 1)
         self._context.log(f"{self._context.instance_name}: restarting handler worker")
         fresh = self._spawn()
         try:

@@ -368,6 +368,7 @@ class ProcessRuntime(Runtime):
                 f"reached (last failure: {self._down_reason})"
             )
         self.restarts += 1
+        self.context.count("model_restarts", 1)
         self._log(f"restarting the model process ({self.restarts} of {limit}): {self._down_reason}")
         try:
             self._launch()

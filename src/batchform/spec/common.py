@@ -63,7 +63,9 @@ def parse_request(shape: type[RequestT], body: Any) -> RequestT:
 def _problem(error: Any) -> tuple[str, str, object]:
     location = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
     field = ".".join(_lower_first(part) for part in location) or "request"
-    return field, _rule(error), error.get("input")
+    # A missing member has no value of its own; SageMaker shows it as null.
+    value = None if error["type"] == "missing" else error.get("input")
+    return field, _rule(error), value
 
 
 def _lower_first(name: str) -> str:
@@ -79,6 +81,7 @@ def _rule(error: Any) -> str:
         "string_too_long": "Member must have length less than or equal to {max_length}",
         "string_too_short": "Member must have length greater than or equal to {min_length}",
         "too_long": "Member must have length less than or equal to {max_length}",
+        "too_short": "Member must have length greater than or equal to {min_length}",
         "string_pattern_mismatch": "Member must satisfy regular expression pattern: {pattern}",
         "enum": "Member must satisfy enum value set: [{expected}]",
         "literal_error": "Member must satisfy enum value set: [{expected}]",

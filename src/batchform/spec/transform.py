@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from batchform.spec.common import Environment, Request, ResourceName, Tag
+from batchform.spec.common import EnvironmentKey, EnvironmentValue, Request, ResourceName, Tag
 from batchform.spec.dataprocessing import data_processing_problems
 from batchform.spec.enums import (
     AssembleWith,
@@ -31,6 +31,13 @@ JsonPath = Annotated[str, StringConstraints(max_length=63)]
 InstanceType = Annotated[
     str, StringConstraints(pattern=r"^(ml\.[a-z0-9]+\.[a-z0-9]+|local|local_gpu)$")
 ]
+KmsKeyId = Annotated[str, StringConstraints(max_length=2048, pattern=r"^[a-zA-Z0-9:/_-]*$")]
+TransformAmiVersion = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9]+(-[a-zA-Z0-9]+)*$")
+]
+# A transform job takes at most 16 Environment entries (a model takes 100); SageMaker's
+# limit, and BATCHFORM_* options given as `batchform:` tags count towards it.
+TransformEnvironment = Annotated[dict[EnvironmentKey, EnvironmentValue], Field(max_length=16)]
 
 
 class S3DataSource(Request):
@@ -53,13 +60,15 @@ class TransformOutput(Request):
     s3_output_path: Uri
     accept: MediaType | None = None
     assemble_with: AssembleWith = AssembleWith.NONE
-    kms_key_id: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    kms_key_id: KmsKeyId | None = None
 
 
 class TransformResources(Request):
     instance_type: InstanceType = "ml.m5.large"
     instance_count: Annotated[int, Field(ge=1)] = 1
-    volume_kms_key_id: str | None = None
+    volume_kms_key_id: KmsKeyId | None = None
+    # Accepted because SageMaker accepts it; batchform runs no AMIs.
+    transform_ami_version: TransformAmiVersion | None = None
 
 
 class ModelClientConfig(Request):
@@ -89,7 +98,7 @@ class CreateTransformJobRequest(Request):
     max_payload_in_mb: Annotated[int | None, Field(ge=0, le=100, alias="MaxPayloadInMB")] = None
     batch_strategy: BatchStrategy | None = None
     model_client_config: ModelClientConfig = ModelClientConfig()
-    environment: Environment = {}
+    environment: TransformEnvironment = {}
     data_processing: DataProcessing | None = None
     tags: Annotated[list[Tag], Field(max_length=50)] = []
     experiment_config: dict[str, Any] | None = None

@@ -1,0 +1,185 @@
+"""Runs stored transform jobs in the background, a few at a time, surviving restarts.
+
+The store is the queue: a job is InProgress from its creation; while no server owns it,
+it waits. A server claims waiting jobs up to its limit and runs each in a worker process
+(`jobs/worker.py`) that heartbeats the job's row. Jobs whose server went quiet (killed,
+crashed) are taken over and resumed from their ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from batchform.errors import BatchformError
+from batchform.jobs import lifecycle
+from batchform.jobs.lifecycle import JobStatus
+from batchform.jobs.store import TRANSFORM_JOBS, Row, Store
+from batchform.jobs.transformrun import job_dir
+from batchform.jobs.worker import DATABASE_URL_ENV
+
+logger = logging.getLogger(__name__)
+JOBS = TRANSFORM_JOBS
+
+
+@dataclass
+class RunnerSettings:
+    max_concurrent_jobs: int = 2
+    heartbeat_seconds: float = 2.0
+    #: A job whose server has not heartbeated for this long is taken over.
+    stale_after_seconds: float = 10.0
+
+
+@dataclass
+class JobRunner:
+    store: Store
+    settings: RunnerSettings = field(default_factory=RunnerSettings)
+    owner: str = field(default_factory=lambda: uuid.uuid4().hex)
+    _workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _wake: threading.Event = field(default_factory=threading.Event)
+    _closing: threading.Event = field(default_factory=threading.Event)
+    _loop: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._loop = threading.Thread(target=self._serve, name="job-runner", daemon=True)
+        self._loop.start()
+
+    def wake(self) -> None:
+        """A job was created: look now, not at the next heartbeat."""
+        self._wake.set()
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._workers)
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop taking jobs; workers stop at a resumable point and hand their jobs back."""
+        self._closing.set()
+        self._wake.set()
+        if self._loop is not None:
+            self._loop.join(timeout=10)
+        with self._lock:
+            workers = dict(self._workers)
+        for process in workers.values():
+            _signal(process, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, process in workers.items():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("job %s did not stop in time; killing its worker", name)
+                _signal(process, signal.SIGKILL)
+            self._reap(name, process)
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self.tick()
+            except BatchformError as exc:
+                logger.warning("job runner: %s", exc)
+            self._wake.wait(self.settings.heartbeat_seconds)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        self._reap_finished()
+        self._take_over_stale()
+        if not self._closing.is_set():
+            self._claim_waiting()
+
+    def _reap_finished(self) -> None:
+        with self._lock:
+            finished = {n: p for n, p in self._workers.items() if p.poll() is not None}
+        for name, process in finished.items():
+            self._reap(name, process)
+
+    def _reap(self, name: str, process: subprocess.Popen[bytes]) -> None:
+        """A worker that exited without recording an outcome crashed: the job failed."""
+        with self._lock:
+            self._workers.pop(name, None)
+        row = self.store.get(JOBS, name)
+        if row is None or row["owner"] != self.owner or JobStatus(row["status"]).terminal:
+            return
+        if self._closing.is_set() and process.returncode in (0, -signal.SIGKILL):
+            self.store.update(JOBS, name, {"owner": None, "resume": True}, owner=self.owner)
+            return
+        reason = (
+            f"Internal error: the job's worker process exited with code {process.returncode}; "
+            f"see {job_dir(name) / 'worker.log'}"
+        )
+        lifecycle.transition(self.store, JOBS, name, JobStatus.FAILED, {"failure_reason": reason})
+
+    def _take_over_stale(self) -> None:
+        cutoff = time.time() - self.settings.stale_after_seconds
+        stale = self.store.select(
+            JOBS,
+            JOBS.c.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]),
+            JOBS.c.owner.is_not(None),
+            JOBS.c.owner != self.owner,
+            sa.or_(JOBS.c.heartbeat_at.is_(None), JOBS.c.heartbeat_at < cutoff),
+        )
+        for row in stale:
+            self._orphaned(row)
+
+    def _orphaned(self, row: Row) -> None:
+        name = row["name"]
+        if row["status"] == JobStatus.STOPPING.value:
+            lifecycle.transition(self.store, JOBS, name, JobStatus.STOPPED)
+            return
+        logger.warning("job %s lost its server; it will resume from its ledger", name)
+        self.store.update(JOBS, name, {"owner": None, "resume": True}, owner=row["owner"])
+
+    def _claim_waiting(self) -> None:
+        free = self.settings.max_concurrent_jobs - len(self.running())
+        if free <= 0:
+            return
+        waiting = self.store.select(
+            JOBS, JOBS.c.status == JobStatus.IN_PROGRESS.value, JOBS.c.owner.is_(None)
+        )
+        for row in sorted(waiting, key=lambda row: row["created_at"])[:free]:
+            self._claim(row)
+
+    def _claim(self, row: Row) -> None:
+        now = time.time()
+        values = {"owner": self.owner, "heartbeat_at": now, "attempts": row["attempts"] + 1}
+        if row["started_at"] is None:
+            values["started_at"] = now
+        if not self.store.update(JOBS, row["name"], values, owner=None, status=row["status"]):
+            return  # another server was quicker
+        with self._lock:
+            self._workers[row["name"]] = self._spawn(row["name"])
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        folder = job_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "batchform.jobs.worker",
+            name,
+            "--owner",
+            self.owner,
+            "--heartbeat",
+            str(self.settings.heartbeat_seconds),
+        ]
+        environment = {**os.environ, DATABASE_URL_ENV: self.store.url}
+        with (folder / "worker.log").open("ab") as log:
+            return subprocess.Popen(
+                command, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+
+
+def _signal(process: subprocess.Popen[bytes], sig: int) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)

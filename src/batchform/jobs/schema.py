@@ -1,0 +1,40 @@
+"""The store's tables as the code uses them; migrations/ builds them step by step."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+transform_jobs = Table(
+    "transform_jobs",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("failure_reason", Text),
+    Column("model_name", String(63), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("model", JSON, nullable=False),
+    Column("settings", JSON),
+    Column("progress", JSON),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("modified_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    # Which server runs the job and when it last said so: a job whose owner went quiet
+    # is picked up again by a live server (resumed from its ledger).
+    Column("owner", String(64), index=True),
+    Column("heartbeat_at", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("resume", Boolean, nullable=False, default=False),
+)
