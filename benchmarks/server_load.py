@@ -16,11 +16,13 @@ import http.client
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ STRATEGY = os.environ.get("LOAD_STRATEGY", "SingleRecord")
 def main() -> None:
     args = _arguments()
     if args.client_worker:
+        os.nice(int(os.environ.get("LOAD_CLIENT_NICENESS", "0")))
         _client_worker(args)
         return
     source = _dataset(args.job_mb)
@@ -48,10 +51,13 @@ def main() -> None:
             names = _start_jobs(server.client(), source, Path(folder), args.jobs)
             time.sleep(2)  # let the jobs get past their model start
             latencies, errors = _load(server.url, names, args)
+            wrk = _wrk(server.url, names, args) if shutil.which("wrk") else None
             statuses = _statuses(server.client(), names)
+            inside = _server_side(server.url)
         finally:
             stop_server(server)
-    _report(args, latencies, errors, statuses)
+    _report(args, latencies, errors, statuses, inside)
+    _report_wrk(args, wrk)
 
 
 def _arguments() -> argparse.Namespace:
@@ -191,12 +197,107 @@ def _statuses(sm: Any, names: list[str]) -> dict[str, str]:
     }
 
 
+_WRK_SCRIPT = """
+local names = {%s}
+local headers = {["Content-Type"] = "application/x-amz-json-1.1"}
+local count = 0
+request = function()
+  count = count + 1
+  if count %% 2 == 0 then
+    headers["X-Amz-Target"] = "SageMaker.DescribeTransformJob"
+    local name = names[(count / 2) %% #names + 1]
+    return wrk.format("POST", "/", headers, '{"TransformJobName":"' .. name .. '"}')
+  end
+  headers["X-Amz-Target"] = "SageMaker.ListTransformJobs"
+  return wrk.format("POST", "/", headers, '{"MaxResults":10}')
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRK {"requests":%%d,"p50_us":%%d,"p99_us":%%d,"max_us":%%d,' ..
+    '"errors":%%d}\\n', summary.requests, latency:percentile(50), latency:percentile(99),
+    latency.max, e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def _wrk(url: str, names: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """The same mix from wrk (C, event-driven): what the server does when its clients
+    are other machines rather than Python threads competing with it for these cores."""
+    quoted = ", ".join(f'"{name}"' for name in names)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(_WRK_SCRIPT % quoted)
+        script.flush()
+        command = [
+            "wrk",
+            "-t",
+            "2",
+            "-c",
+            str(args.clients),
+            "-d",
+            f"{args.seconds:.0f}s",
+            "--timeout",
+            "10s",
+            "-s",
+            script.name,
+            url,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("WRK "))
+    result: dict[str, Any] = json.loads(line[4:])
+    return result
+
+
+def _report_wrk(args: argparse.Namespace, wrk: dict[str, Any] | None) -> None:
+    if wrk is None:
+        print("\nwrk is not installed (apt-get install wrk): no C-driver run")
+        return
+    row = [
+        str(args.clients),
+        f"{args.seconds:.0f}",
+        str(wrk["requests"]),
+        f"{wrk['requests'] / args.seconds:.0f}",
+        f"{wrk['p50_us'] / 1000:.1f}",
+        f"{wrk['p99_us'] / 1000:.1f}",
+        f"{wrk['max_us'] / 1000:.1f}",
+        str(wrk["errors"]),
+    ]
+    header = ["clients", "seconds", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors"]
+    print_table("The same load from wrk (keep-alive connections)", header, [row])
+    verdict = "met" if wrk["errors"] == 0 and wrk["p99_us"] < 100_000 else "NOT met"
+    print(f"\ntarget with wrk (0 errors, p99 < 100 ms): {verdict}")
+    save_json("server_load_wrk", {"clients": args.clients, "seconds": args.seconds, **wrk})
+
+
+def _server_side(url: str) -> dict[str, float]:
+    """p50/p99 (bucket upper bounds) of the server's own API latency histogram."""
+    with urllib.request.urlopen(url + "/metrics") as answer:
+        text = answer.read().decode()
+    counts: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("batchform_api_request_seconds_bucket") and (
+            'operation="DescribeTransformJob"' in line or 'operation="ListTransformJobs"' in line
+        ):
+            bound = line.split('le="')[1].split('"')[0]
+            value = float("inf") if bound == "+Inf" else float(bound)
+            counts[value] = counts.get(value, 0.0) + float(line.rsplit(" ", 1)[1])
+    total = counts.get(float("inf"), 0.0)
+    bounds = sorted(counts)
+    return {
+        name: next((b for b in bounds if counts[b] >= fraction * total), float("inf"))
+        for name, fraction in (("p50", 0.5), ("p99", 0.99))
+    }
+
+
 def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 def _report(
-    args: argparse.Namespace, latencies: list[float], errors: int, statuses: dict[str, str]
+    args: argparse.Namespace,
+    latencies: list[float],
+    errors: int,
+    statuses: dict[str, str],
+    inside: dict[str, float],
 ) -> None:
     ordered = sorted(latencies)
     p50, p99 = _percentile(ordered, 0.5), _percentile(ordered, 0.99)
@@ -210,6 +311,8 @@ def _report(
         f"{p99 * 1000:.1f}",
         f"{(ordered[-1] if ordered else 0) * 1000:.1f}",
         str(errors),
+        f"≤{inside['p50'] * 1000:g}",
+        f"≤{inside['p99'] * 1000:g}",
         f"{running}/{len(statuses)}",
     ]
     header = [
@@ -221,6 +324,8 @@ def _report(
         "p99 ms",
         "max ms",
         "errors",
+        "server-side p50 ms",
+        "server-side p99 ms",
         "jobs still running at end",
     ]
     print_table("Describe/List under load while transform jobs run", header, [row])
@@ -232,6 +337,8 @@ def _report(
             "clients": args.clients,
             "seconds": args.seconds,
             "requests": len(ordered),
+            "server_side_p50_ms_at_most": inside["p50"] * 1000,
+            "server_side_p99_ms_at_most": inside["p99"] * 1000,
             "p50_ms": p50 * 1000,
             "p99_ms": p99 * 1000,
             "errors": errors,

@@ -72,7 +72,7 @@ def server(
         )
     keys = None
     if auth:
-        from batchform.server.sigv4 import load_access_keys
+        from batchform.server.accesskeys import load_access_keys
 
         keys = _or_exit(lambda: load_access_keys(os.environ, credentials))
     settings = ServiceSettings(

@@ -54,7 +54,7 @@ class ApiClient:
         payload = orjson.dumps(body)
         headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target}
         if self.access_key and self.secret_key:
-            from batchform.server.sigv4 import sign
+            from batchform.server.signing import sign
 
             headers = sign(
                 "POST",

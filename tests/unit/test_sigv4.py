@@ -27,13 +27,11 @@ from botocore.utils import percent_encode, percent_encode_sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchform.errors import ConfigurationError
+from batchform.server.accesskeys import load_access_keys
 from batchform.server.sigv4 import (
     SIGNATURE_MISMATCH,
     AuthError,
     SignedRequest,
-    load_access_keys,
-    sign,
     verify,
 )
 
@@ -505,142 +503,12 @@ def test_the_allowed_skew_is_configurable() -> None:
     assert error.message.endswith("- 1 min.)")
 
 
-# --- sign (batchform's own client) ---------------------------------------------------
-
-
-def test_sign_matches_botocore_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
-    moment = datetime(2026, 3, 4, 5, 6, 7)
-    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: moment)
-    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "SageMaker.ListModels"}
-    body = b'{"MaxResults": 5}'
-    expected = AWSRequest(method="POST", url=ENDPOINT + "/", data=body, headers=headers)
-    SigV4Auth(Credentials(KEY_ID, SECRET), "sagemaker", "us-west-2").add_auth(expected)
-
-    signed = sign(
-        "POST", ENDPOINT + "/", headers, body, KEY_ID, SECRET, "us-west-2", "sagemaker", moment
-    )
-
-    assert signed["Authorization"] == expected.headers["Authorization"]
-    assert signed["X-Amz-Date"] == "20260304T050607Z"
-
-
-def test_what_sign_produces_is_verified() -> None:
-    url = ENDPOINT + "/endpoints/my%20endpoint/invocations?a=b%2Fc"
-    signed = sign("POST", url, {"Content-Type": "text/csv"}, b"1,2", KEY_ID, SECRET, "r", "logs")
-    request = SignedRequest(
-        "POST", "/endpoints/my%20endpoint/invocations", "a=b%2Fc", signed, b"1,2"
-    )
-
-    assert verify(request, SECRETS) == KEY_ID
-    assert refusal(dataclasses.replace(request, body=b"1,3")).code == "InvalidSignatureException"
-
-
-# --- SignedRequest ------------------------------------------------------------------
-
-
-def test_headers_are_found_by_any_case() -> None:
-    request = SignedRequest("POST", "/", "", {"X-Amz-Target": "SageMaker.ListEndpoints"}, b"")
-
-    assert request.headers["x-amz-target"] == request.headers["X-AMZ-TARGET"]
-    assert "x-AMZ-target" in request.headers
-    assert request.headers.get("missing") is None
-
-
-def test_repeated_header_pairs_are_joined_with_commas() -> None:
-    pairs = [("X-Tag", " a   b "), ("x-tag", "c"), ("Host", "h")]
-
-    request = SignedRequest.from_pairs("GET", "/", "", pairs)
-
-    assert request.headers["X-Tag"] == "a b,c"
-    assert len(request.headers) == 2
-
-
-# --- load_access_keys ---------------------------------------------------------------
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "credentials"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_keys_come_from_the_environment() -> None:
-    env = {"BATCHFORM_AUTH_KEYS": "AKID1:secret1, AKID2:se:cr%et2 ,"}
-
-    assert load_access_keys(env, None) == {"AKID1": "secret1", "AKID2": "se:cr%et2"}
-
-
-def test_keys_come_from_every_section_of_a_credentials_file(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "[default]\naws_access_key_id = AKID1\naws_secret_access_key = pc%t/secret1\n"
-        "[team]\naws_access_key_id=AKID2\naws_secret_access_key=secret2\nregion=eu-west-1\n"
-        "[role]\nrole_arn = arn:aws:iam::123456789012:role/reader\nsource_profile = default\n",
-    )
-
-    assert load_access_keys({}, path) == {"AKID1": "pc%t/secret1", "AKID2": "secret2"}
-
-
-def test_keys_from_the_environment_and_a_file_are_combined(tmp_path: Path) -> None:
-    path = write(tmp_path, "[default]\naws_access_key_id=AKID1\naws_secret_access_key=s1\n")
-
-    keys = load_access_keys({"BATCHFORM_AUTH_KEYS": "AKID2:s2,AKID1:s1"}, path)
-
-    assert keys == {"AKID1": "s1", "AKID2": "s2"}
+# --- keys loaded from a credentials file ----------------------------------------------
 
 
 def test_loaded_keys_verify_a_boto3_request(tmp_path: Path) -> None:
-    path = write(tmp_path, f"[ci]\naws_access_key_id={KEY_ID}\naws_secret_access_key={SECRET}\n")
+    path = tmp_path / "credentials"
+    keys = f"[ci]\naws_access_key_id={KEY_ID}\naws_secret_access_key={SECRET}\n"
+    path.write_text(keys, encoding="utf-8")
 
     assert verify(sagemaker_request(), load_access_keys({}, path)) == KEY_ID
-
-
-@pytest.mark.parametrize("entry", ["AKID1", "AKID1:", ":hunter2", "AKID1:hunter2,broken"])
-def test_a_malformed_environment_entry_is_a_configuration_error(entry: str) -> None:
-    with pytest.raises(ConfigurationError, match="BATCHFORM_AUTH_KEYS entry") as raised:
-        load_access_keys({"BATCHFORM_AUTH_KEYS": entry}, None)
-
-    assert "hunter2" not in str(raised.value)  # a secret never reaches a log
-
-
-def test_a_section_with_half_a_key_names_the_file_and_section(tmp_path: Path) -> None:
-    path = write(tmp_path, "[default]\naws_access_key_id=AKID1\n")
-
-    with pytest.raises(ConfigurationError) as raised:
-        load_access_keys({}, path)
-
-    message = str(raised.value)
-    assert str(path) in message and "[default]" in message
-    assert "aws_secret_access_key" in message
-
-
-def test_a_file_that_is_not_ini_is_a_configuration_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "aws_access_key_id = AKID1\n")  # no [section]
-
-    with pytest.raises(ConfigurationError, match="not valid INI") as raised:
-        load_access_keys({}, path)
-
-    assert str(path) in str(raised.value)
-
-
-def test_a_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
-    path = tmp_path / "nowhere"
-
-    with pytest.raises(ConfigurationError, match="cannot read credentials file"):
-        load_access_keys({"BATCHFORM_AUTH_KEYS": "AKID1:s1"}, path)
-
-
-def test_one_id_with_two_secrets_is_a_configuration_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "[default]\naws_access_key_id=AKID1\naws_secret_access_key=s1\n")
-
-    with pytest.raises(ConfigurationError, match="AKID1 has two different secrets"):
-        load_access_keys({"BATCHFORM_AUTH_KEYS": "AKID1:other"}, path)
-
-
-def test_no_key_at_all_is_a_configuration_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "[default]\nregion = us-east-1\n")
-
-    with pytest.raises(ConfigurationError, match="at least one access key") as raised:
-        load_access_keys({"BATCHFORM_AUTH_KEYS": " "}, path)
-
-    assert str(path) in str(raised.value)

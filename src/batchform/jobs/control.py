@@ -146,7 +146,7 @@ class Service:
         if status is not None and status not in {s.value for s in JobStatus}:
             raise InvalidRequest(_status_problem(status))
         query = resources.list_query(body, ("Name", "CreationTime", "Status"))
-        rows = self.store.rows(TRANSFORM_JOBS, _one_more(query))
+        rows = self.store.rows(TRANSFORM_JOBS, _one_more(query), resources.SUMMARY_COLUMNS)
         return resources.page(rows, query, "TransformJobSummaries", resources.transform_job_summary)
 
     def stop_transform_job(self, body: dict[str, Any]) -> dict[str, Any]:

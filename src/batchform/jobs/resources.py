@@ -123,6 +123,18 @@ def describe_transform_job(row: Row) -> dict[str, Any]:
     return answer
 
 
+#: What ListTransformJobs shows of each job.
+SUMMARY_COLUMNS = (
+    "name",
+    "arn",
+    "created_at",
+    "modified_at",
+    "status",
+    "ended_at",
+    "failure_reason",
+)
+
+
 def transform_job_summary(row: Row) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "TransformJobName": row["name"],

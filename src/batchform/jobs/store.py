@@ -22,6 +22,7 @@ from batchform.errors import BatchformError
 from batchform.jobs import schema
 
 Row = dict[str, Any]
+POOL_SIZE = 48
 
 
 class StoreError(BatchformError):
@@ -106,8 +107,12 @@ class Store:
         with self._connect() as connection:
             return connection.execute(table.update().where(condition).values(**values)).rowcount > 0
 
-    def rows(self, table: sa.Table, query: ListQuery) -> list[Row]:
-        statement = table.select().where(*_conditions(table, query))
+    def rows(
+        self, table: sa.Table, query: ListQuery, columns: Sequence[str] | None = None
+    ) -> list[Row]:
+        """One page of rows; `columns` keeps List answers from decoding what they never show."""
+        chosen = [table.c[name] for name in columns] if columns else list(table.c)
+        statement = sa.select(*chosen).where(*_conditions(table, query))
         order = table.c[query.sort_by]
         ordering = order.desc() if query.descending else order.asc()
         statement = statement.order_by(ordering, table.c.name).offset(query.offset)
@@ -138,9 +143,22 @@ class Store:
 
 def _create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return _checked(lambda: sa.create_engine(url, pool_pre_ping=True), url)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        return _checked(
+            lambda: sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30), url
+        )
+    # A pool as large as the server's request threads: opening SQLite connections under
+    # load costs more than the queries themselves.
+    engine = sa.create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+    )
     sa.event.listen(engine, "connect", _sqlite_pragmas)
+    with engine.connect() as connection:
+        # WAL is a property of the database file: set once, readers (Describe, List) then
+        # never wait for a job's heartbeat write.
+        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     return engine
 
 
@@ -154,9 +172,7 @@ def _checked(create: Any, url: str) -> Engine:
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    # WAL lets readers (Describe, List) go on while a job's heartbeat writes.
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()

@@ -30,7 +30,7 @@ from batchform.runtimes.registry import ModelReference
 JOBS = TRANSFORM_JOBS
 DATABASE_URL_ENV = "BATCHFORM_DATABASE_URL"
 #: Batch work yields the CPU to the API and to interactive work on the same machine.
-NICENESS = 5
+NICENESS = 19
 
 
 @dataclass

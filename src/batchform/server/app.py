@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -13,35 +14,65 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batchform.errors import ResourceNotFound
 from batchform.server import protocol
+from batchform.server.metrics import API_LATENCY
 from batchform.server.protocol import ApiError, Handler
 from batchform.service import Service
 
 logger = logging.getLogger(__name__)
 
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+_READS = frozenset({"DescribeModel", "ListModels", "DescribeTransformJob", "ListTransformJobs"})
+_LOG_OPERATION_NAMES = frozenset(
+    {"DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"}
+)
 
 
 class Api:
-    """Dispatches `X-Amz-Target` to the service (SageMaker) or the log readers (Logs)."""
+    """Dispatches `X-Amz-Target` to the service (SageMaker) or the log readers (Logs).
+
+    A bare ASGI app rather than a Starlette endpoint: the API is the hot path of a
+    server polled by many clients, and every layer costs there.
+    """
 
     def __init__(self, service: Service, access_keys: Mapping[str, str] | None = None) -> None:
         self.service = service
         self.access_keys = access_keys
         self.sagemaker = service.operations()
+        # SQLite reads in WAL mode never wait for a writer: answering them on the event
+        # loop saves a thread hand-off per call. Writes, log reads and other databases
+        # (a network away) go to worker threads.
+        self.inline = _READS if service.store.url.startswith("sqlite") else frozenset()
 
-    async def handle(self, request: Request) -> Response:
-        raw = await request.body()
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        raw = await _body(receive)
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"]
+        ]
+        target = next((value for name, value in headers if name.lower() == "x-amz-target"), None)
         try:
-            self._authenticate(request, raw)
-            handler = self._handler(request.headers.get("x-amz-target"))
-            body = protocol.decode_body(raw)
-            answer = protocol.success(await run_in_threadpool(protocol.call, handler, body))
+            self._authenticate(scope, headers, raw)
+            answer = protocol.success(await self._run(target, protocol.decode_body(raw)))
         except ApiError as error:
             answer = protocol.failure(error)
-        return Response(answer.body, answer.status, dict(answer.headers))
+        await _send(send, answer)
+        API_LATENCY.labels(self._operation_label(target)).observe(time.perf_counter() - started)
+
+    async def _run(self, target: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        handler = self._handler(target)
+        if protocol.split_target(target)[1] in self.inline:
+            return protocol.call(handler, body)
+        answer: dict[str, Any] = await run_in_threadpool(protocol.call, handler, body)
+        return answer
+
+    def _operation_label(self, target: str | None) -> str:
+        operation = (target or "").rpartition(".")[2]
+        known = operation in self.sagemaker or operation in _LOG_OPERATION_NAMES
+        return operation if known else "other"
 
     def _handler(self, target: str | None) -> Handler:
         service, operation = protocol.split_target(target)
@@ -74,20 +105,17 @@ class Api:
         except ResourceNotFound:
             return None
 
-    def _authenticate(self, request: Request, raw: bytes) -> None:
+    def _authenticate(self, scope: Scope, headers: list[tuple[str, str]], raw: bytes) -> None:
         if self.access_keys is None:
             return
         from batchform.server.sigv4 import AuthError, SignedRequest, verify
 
         # Signatures cover the path, query and headers as sent, before any decoding.
         signed = SignedRequest.from_pairs(
-            request.method,
-            request.scope["raw_path"].decode("latin-1"),
-            request.scope["query_string"].decode("latin-1"),
-            [
-                (name.decode("latin-1"), value.decode("latin-1"))
-                for name, value in request.headers.raw
-            ],
+            scope["method"],
+            scope["raw_path"].decode("latin-1"),
+            scope["query_string"].decode("latin-1"),
+            headers,
             raw,
         )
         try:
@@ -96,8 +124,28 @@ class Api:
             raise ApiError(exc.code, exc.message, exc.status) from exc
 
 
-def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -> Starlette:
-    """The ASGI app; starting it starts the job runner, stopping it hands jobs back."""
+async def _body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send(send: Send, answer: protocol.Answer) -> None:
+    headers = [(name.encode(), value.encode()) for name, value in answer.headers.items()]
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -> ASGIApp:
+    """The ASGI app; starting it starts the job runner, stopping it hands jobs back.
+
+    API calls (POST /) go straight to `Api`; Starlette routes the rest (health, metrics,
+    and later the console) and runs the lifespan.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -107,12 +155,21 @@ def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -
         finally:
             await run_in_threadpool(service.close)
 
+    api = Api(service, access_keys)
     routes = [
-        Route("/", Api(service, access_keys).handle, methods=["POST"]),
+        Route("/", api, methods=["POST"]),
         Route("/healthz", _healthz(service), methods=["GET"]),
         Route("/metrics", _metrics(service), methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    rest = Starlette(routes=routes, lifespan=lifespan)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
+            await api(scope, receive, send)
+        else:
+            await rest(scope, receive, send)
+
+    return app
 
 
 def _healthz(service: Service) -> Any:

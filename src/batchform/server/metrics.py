@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psutil
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -21,6 +21,16 @@ from batchform.jobs.store import TRANSFORM_JOBS
 from batchform.service import Service
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Time the server spends on each API call, from its request body to its answer.
+API_REGISTRY = CollectorRegistry(auto_describe=False)
+API_LATENCY = Histogram(
+    "batchform_api_request_seconds",
+    "Server-side latency of API calls",
+    ["operation"],
+    registry=API_REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 
 #: Progress counters summed over every stored job, as counters.
 _COUNTERS = {
@@ -38,7 +48,7 @@ _COUNTERS = {
 def render(service: Service) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(service))
-    return generate_latest(registry)
+    return generate_latest(registry) + generate_latest(API_REGISTRY)
 
 
 class _Collector:

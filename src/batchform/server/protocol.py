@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -74,5 +75,10 @@ def failure(error: ApiError) -> Answer:
     return Answer(error.status, orjson.dumps(payload), _headers())
 
 
+# Request ids unique across restarts without the cost of a uuid4 per answer.
+_BOOT = uuid.uuid4().hex[:12]
+_SEQUENCE = itertools.count(1)
+
+
 def _headers() -> dict[str, str]:
-    return {"content-type": CONTENT_TYPE, "x-amzn-requestid": str(uuid.uuid4())}
+    return {"content-type": CONTENT_TYPE, "x-amzn-requestid": f"{_BOOT}-{next(_SEQUENCE):012d}"}

@@ -26,7 +26,18 @@ def run_server(
     sock = _bind(host, port)
     address = sock.getsockname()
     server = _GracefulServer(
-        uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=30)
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+            access_log=False,
+            # uvloop answers more calls a second but starves some connections under load
+            # (p99 in seconds with 50 busy clients); asyncio's loop keeps every client served.
+            loop="asyncio",
+            # Clients talk to the server directly; no proxy headers to trust or parse.
+            proxy_headers=False,
+        )
     )
     auth = "SigV4 required" if access_keys is not None else "unsigned requests accepted"
     announce(
