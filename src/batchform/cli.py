@@ -294,12 +294,15 @@ def _latency(snap: ProgressSnapshot) -> str:
 
 
 from batchform.cli_models import check_model, serve_handler  # noqa: E402
-from batchform.cli_server import jobs, server  # noqa: E402
+from batchform.cli_server import jobs, models, server  # noqa: E402
+from batchform.cli_train import train  # noqa: E402
 
 main.add_command(check_model)
 main.add_command(serve_handler)
 main.add_command(server)
 main.add_command(jobs)
+main.add_command(models)
+main.add_command(train)
 
 if __name__ == "__main__":
     main()

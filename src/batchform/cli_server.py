@@ -167,6 +167,76 @@ def logs(backend: _Backend, job_name: str, follow: bool) -> None:
         sys.stdout.flush()
 
 
+@click.group()
+@click.option(
+    "--endpoint-url",
+    envvar="BATCHFORM_ENDPOINT_URL",
+    help="A batchform server; by default the local store is used directly.",
+)
+@click.pass_context
+def models(context: click.Context, endpoint_url: str | None) -> None:
+    """Create, list, describe and delete models."""
+    context.obj = _Backend(endpoint_url)
+
+
+@models.command("create")
+@click.argument("model_name")
+@click.option("--image", help="Model folder, file:// URI, builtin:<algorithm> or a model URL.")
+@click.option("--model-data", help="ModelDataUrl: the model.tar.gz to serve.")
+@click.option("--from-training-job", "training_job", help="Serve what this training job made.")
+@click.option("--env", "environment", multiple=True, help="KEY=VALUE for the model.")
+@click.pass_obj
+def create_model(
+    backend: _Backend,
+    model_name: str,
+    image: str | None,
+    model_data: str | None,
+    training_job: str | None,
+    environment: tuple[str, ...],
+) -> None:
+    """CreateModel; with --from-training-job, its image and artifacts (like the SDK's
+    create_model_from_job)."""
+    if training_job:
+        job = backend.call("DescribeTrainingJob", {"TrainingJobName": training_job})
+        image = image or job["AlgorithmSpecification"].get("TrainingImage")
+        model_data = model_data or job["ModelArtifacts"]["S3ModelArtifacts"]
+    if not image:
+        raise click.UsageError("give --image, or --from-training-job")
+    container: dict[str, Any] = {"Image": image}
+    if model_data:
+        container["ModelDataUrl"] = model_data
+    if environment:
+        container["Environment"] = dict(entry.split("=", 1) for entry in environment)
+    answer = backend.call("CreateModel", {"ModelName": model_name, "PrimaryContainer": container})
+    out.print(answer["ModelArn"])
+
+
+@models.command("list")
+@click.pass_obj
+def list_models(backend: _Backend) -> None:
+    answer = backend.call("ListModels", {"MaxResults": 100})
+    table = Table("name", "created")
+    for model in answer["Models"]:
+        table.add_row(model["ModelName"], _when(model.get("CreationTime")))
+    out.print(table)
+
+
+@models.command("describe")
+@click.argument("model_name")
+@click.pass_obj
+def describe_model(backend: _Backend, model_name: str) -> None:
+    answer = backend.call("DescribeModel", {"ModelName": model_name})
+    sys.stdout.write(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@models.command("delete")
+@click.argument("model_name")
+@click.pass_obj
+def delete_model(backend: _Backend, model_name: str) -> None:
+    backend.call("DeleteModel", {"ModelName": model_name})
+    console.print(f"deleted {model_name}")
+
+
 class _Backend:
     """The server's API when an endpoint is given, else the service over the local store."""
 

@@ -16,16 +16,31 @@ from batchform.jobs.transformrun import (
     parse_transform_request,
     resume_run,
 )
+from batchform.training import (
+    SecondaryStatus,
+    SecondaryStatusTransition,
+    TrainingOutcome,
+    TrainingRun,
+    parse_training_request,
+)
+from batchform.training.artifacts import OUTPUT_TARBALL, artifact_url
 
 if TYPE_CHECKING:
     from batchform.jobs.control import Service, ServiceSettings
 
 __all__ = [
+    "OUTPUT_TARBALL",
+    "SecondaryStatus",
+    "SecondaryStatusTransition",
     "Service",
     "ServiceSettings",
+    "TrainingOutcome",
+    "TrainingRun",
     "TransformRun",
+    "artifact_url",
     "job_dir",
     "log_path",
+    "parse_training_request",
     "parse_transform_request",
     "resume_run",
 ]

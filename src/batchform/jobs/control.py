@@ -24,6 +24,7 @@ from batchform.jobs import lifecycle, resources
 from batchform.jobs.lifecycle import JobStatus
 from batchform.jobs.runner import JobRunner, RunnerSettings
 from batchform.jobs.store import MODELS, TRANSFORM_JOBS, AlreadyExists, ListQuery, Row, Store
+from batchform.jobs.trainingjobs import TrainingJobs
 from batchform.jobs.transformrun import (
     log_path,
     model_dict,
@@ -52,6 +53,7 @@ class Service:
         self.settings = settings or ServiceSettings()
         self.store = Store(self.settings.database_url)
         self.runner = JobRunner(self.store, self.settings.runner)
+        self.training = TrainingJobs(self.store, self.runner)
 
     def start(self) -> None:
         self.runner.start()
@@ -71,6 +73,7 @@ class Service:
             "DescribeTransformJob": self.describe_transform_job,
             "ListTransformJobs": self.list_transform_jobs,
             "StopTransformJob": self.stop_transform_job,
+            **self.training.operations(),
         }
 
     # Models
@@ -152,14 +155,7 @@ class Service:
     def stop_transform_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Waiting jobs stop at once; running ones go through Stopping."""
         row = self._job(_name(body, "TransformJobName"))
-        status = JobStatus(row["status"])
-        if status.terminal:
-            return {}  # SageMaker accepts a stop of a finished job and changes nothing
-        if status is JobStatus.IN_PROGRESS and row["owner"] is None:
-            lifecycle.transition(self.store, TRANSFORM_JOBS, row["name"], JobStatus.STOPPED)
-        elif status is JobStatus.IN_PROGRESS:
-            lifecycle.transition(self.store, TRANSFORM_JOBS, row["name"], JobStatus.STOPPING)
-        self.runner.wake()
+        lifecycle.request_stop(self.store, TRANSFORM_JOBS, row)
         return {}
 
     def transform_job_progress(self, name: str) -> dict[str, Any] | None:

@@ -86,3 +86,15 @@ def transition(
 
 
 _CONFLICT_RETRIES = 10
+
+
+def request_stop(store: Store, table: sa.Table, row: Mapping[str, Any]) -> None:
+    """Stop a job: one still waiting stops at once; a running one goes through Stopping.
+
+    Stopping a job that already ended changes nothing, as on SageMaker.
+    """
+    status = JobStatus(row["status"])
+    if status is not JobStatus.IN_PROGRESS:
+        return
+    wanted = JobStatus.STOPPED if row["owner"] is None else JobStatus.STOPPING
+    transition(store, table, row["name"], wanted)

@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from batchform.errors import BatchformError
 from batchform.jobs import lifecycle
 from batchform.jobs.lifecycle import JobStatus
-from batchform.jobs.store import TRANSFORM_JOBS, Row, Store
-from batchform.jobs.transformrun import job_dir
-from batchform.jobs.worker import DATABASE_URL_ENV
+from batchform.jobs.store import TRAINING_JOBS, TRANSFORM_JOBS, Row, Store
+from batchform.jobs.worker import DATABASE_URL_ENV, worker_log
 
 logger = logging.getLogger(__name__)
-JOBS = TRANSFORM_JOBS
+#: The kinds of job the runner runs, each with its table; one limit covers them all.
+KINDS: dict[str, sa.Table] = {"transform": TRANSFORM_JOBS, "training": TRAINING_JOBS}
+Key = tuple[str, str]  # (kind, job name)
 
 
 @dataclass
@@ -45,7 +46,7 @@ class JobRunner:
     store: Store
     settings: RunnerSettings = field(default_factory=RunnerSettings)
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
-    _workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _workers: dict[Key, subprocess.Popen[bytes]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _wake: threading.Event = field(default_factory=threading.Event)
     _closing: threading.Event = field(default_factory=threading.Event)
@@ -59,7 +60,7 @@ class JobRunner:
         """A job was created: look now, not at the next heartbeat."""
         self._wake.set()
 
-    def running(self) -> list[str]:
+    def running(self) -> list[Key]:
         with self._lock:
             return list(self._workers)
 
@@ -74,13 +75,13 @@ class JobRunner:
         for process in workers.values():
             _signal(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for name, process in workers.items():
+        for key, process in workers.items():
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                logger.warning("job %s did not stop in time; killing its worker", name)
+                logger.warning("job %s did not stop in time; killing its worker", key[1])
                 _signal(process, signal.SIGKILL)
-            self._reap(name, process)
+            self._reap(key, process)
 
     def _serve(self) -> None:
         while not self._closing.is_set():
@@ -100,80 +101,82 @@ class JobRunner:
     def _reap_finished(self) -> None:
         with self._lock:
             finished = {n: p for n, p in self._workers.items() if p.poll() is not None}
-        for name, process in finished.items():
-            self._reap(name, process)
+        for key, process in finished.items():
+            self._reap(key, process)
 
-    def _reap(self, name: str, process: subprocess.Popen[bytes]) -> None:
+    def _reap(self, key: Key, process: subprocess.Popen[bytes]) -> None:
         """A worker that exited without recording an outcome crashed: the job failed."""
         with self._lock:
-            self._workers.pop(name, None)
-        row = self.store.get(JOBS, name)
+            self._workers.pop(key, None)
+        kind, name = key
+        table = KINDS[kind]
+        row = self.store.get(table, name)
         if row is None or row["owner"] != self.owner or JobStatus(row["status"]).terminal:
             return
         if self._closing.is_set() and process.returncode in (0, -signal.SIGKILL):
-            self.store.update(JOBS, name, {"owner": None, "resume": True}, owner=self.owner)
+            self.store.update(table, name, {"owner": None, "resume": True}, owner=self.owner)
             return
         reason = (
             f"Internal error: the job's worker process exited with code {process.returncode}; "
-            f"see {job_dir(name) / 'worker.log'}"
+            f"see {worker_log(kind, name)}"
         )
-        lifecycle.transition(self.store, JOBS, name, JobStatus.FAILED, {"failure_reason": reason})
+        lifecycle.transition(self.store, table, name, JobStatus.FAILED, {"failure_reason": reason})
 
     def _take_over_stale(self) -> None:
         cutoff = time.time() - self.settings.stale_after_seconds
-        stale = self.store.select(
-            JOBS,
-            JOBS.c.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]),
-            JOBS.c.owner.is_not(None),
-            JOBS.c.owner != self.owner,
-            sa.or_(JOBS.c.heartbeat_at.is_(None), JOBS.c.heartbeat_at < cutoff),
-        )
-        for row in stale:
-            self._orphaned(row)
+        for table in KINDS.values():
+            stale = self.store.select(
+                table,
+                table.c.status.in_([JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value]),
+                table.c.owner.is_not(None),
+                table.c.owner != self.owner,
+                sa.or_(table.c.heartbeat_at.is_(None), table.c.heartbeat_at < cutoff),
+            )
+            for row in stale:
+                self._orphaned(table, row)
 
-    def _orphaned(self, row: Row) -> None:
+    def _orphaned(self, table: sa.Table, row: Row) -> None:
         name = row["name"]
         if row["status"] == JobStatus.STOPPING.value:
-            lifecycle.transition(self.store, JOBS, name, JobStatus.STOPPED)
+            lifecycle.transition(self.store, table, name, JobStatus.STOPPED)
             return
         logger.warning("job %s lost its server; it will resume from its ledger", name)
-        self.store.update(JOBS, name, {"owner": None, "resume": True}, owner=row["owner"])
+        self.store.update(table, name, {"owner": None, "resume": True}, owner=row["owner"])
 
     def _claim_waiting(self) -> None:
         free = self.settings.max_concurrent_jobs - len(self.running())
         if free <= 0:
             return
-        waiting = self.store.select(
-            JOBS, JOBS.c.status == JobStatus.IN_PROGRESS.value, JOBS.c.owner.is_(None)
-        )
-        for row in sorted(waiting, key=lambda row: row["created_at"])[:free]:
-            self._claim(row)
+        waiting = [
+            (kind, row)
+            for kind, table in KINDS.items()
+            for row in self.store.select(
+                table, table.c.status == JobStatus.IN_PROGRESS.value, table.c.owner.is_(None)
+            )
+        ]
+        for kind, row in sorted(waiting, key=lambda pair: pair[1]["created_at"])[:free]:
+            self._claim(kind, row)
 
-    def _claim(self, row: Row) -> None:
+    def _claim(self, kind: str, row: Row) -> None:
         now = time.time()
         values = {"owner": self.owner, "heartbeat_at": now, "attempts": row["attempts"] + 1}
         if row["started_at"] is None:
             values["started_at"] = now
-        if not self.store.update(JOBS, row["name"], values, owner=None, status=row["status"]):
+        table = KINDS[kind]
+        if not self.store.update(table, row["name"], values, owner=None, status=row["status"]):
             return  # another server was quicker
         with self._lock:
-            self._workers[row["name"]] = self._spawn(row["name"])
+            self._workers[(kind, row["name"])] = self._spawn(kind, row["name"])
 
-    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
-        folder = job_dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
+    def _spawn(self, kind: str, name: str) -> subprocess.Popen[bytes]:
+        log_file = worker_log(kind, name)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable,
-            "-m",
-            "batchform.jobs.worker",
-            name,
-            "--owner",
-            self.owner,
-            "--heartbeat",
-            str(self.settings.heartbeat_seconds),
+            *(sys.executable, "-m", "batchform.jobs.worker", name, "--kind", kind),
+            *("--owner", self.owner, "--heartbeat", str(self.settings.heartbeat_seconds)),
         ]
         environment = {**os.environ, DATABASE_URL_ENV: self.store.url}
-        with (folder / "worker.log").open("ab") as log:
+        with log_file.open("ab") as log:
             return subprocess.Popen(
                 command, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )

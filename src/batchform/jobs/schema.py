@@ -15,26 +15,44 @@ models = Table(
     Column("created_at", Float, nullable=False),
 )
 
+
+def _job_columns() -> list[Column[object]]:
+    """What every kind of job row has: identity, status, times, and who runs it."""
+    return [
+        Column("name", String(63), primary_key=True),
+        Column("arn", String(256), nullable=False),
+        Column("status", String(16), nullable=False, index=True),
+        Column("failure_reason", Text),
+        Column("request", JSON, nullable=False),
+        Column("created_at", Float, nullable=False, index=True),
+        Column("modified_at", Float, nullable=False),
+        Column("started_at", Float),
+        Column("ended_at", Float),
+        # Which server runs the job and when it last said so: a job whose owner went
+        # quiet is picked up again by a live server.
+        Column("owner", String(64), index=True),
+        Column("heartbeat_at", Float),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("resume", Boolean, nullable=False, default=False),
+    ]
+
+
 transform_jobs = Table(
     "transform_jobs",
     metadata,
-    Column("name", String(63), primary_key=True),
-    Column("arn", String(256), nullable=False),
-    Column("status", String(16), nullable=False, index=True),
-    Column("failure_reason", Text),
+    *_job_columns(),
     Column("model_name", String(63), nullable=False),
-    Column("request", JSON, nullable=False),
     Column("model", JSON, nullable=False),
     Column("settings", JSON),
     Column("progress", JSON),
-    Column("created_at", Float, nullable=False, index=True),
-    Column("modified_at", Float, nullable=False),
-    Column("started_at", Float),
-    Column("ended_at", Float),
-    # Which server runs the job and when it last said so: a job whose owner went quiet
-    # is picked up again by a live server (resumed from its ledger).
-    Column("owner", String(64), index=True),
-    Column("heartbeat_at", Float),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("resume", Boolean, nullable=False, default=False),
+)
+
+training_jobs = Table(
+    "training_jobs",
+    metadata,
+    *_job_columns(),
+    Column("secondary_status", String(32), nullable=False),
+    Column("transitions", JSON),
+    Column("model_artifacts", Text),
+    Column("final_metrics", JSON),
 )

@@ -209,3 +209,4 @@ def _conditions(table: sa.Table, query: ListQuery) -> list[Any]:
 
 MODELS = schema.models
 TRANSFORM_JOBS = schema.transform_jobs
+TRAINING_JOBS = schema.training_jobs

@@ -94,7 +94,39 @@ def _http(model: ModelReference, context: RuntimeContext, options: RuntimeOption
     return HttpRuntime(model.url, concurrency=pool_size(options.concurrency))
 
 
-_BUILDERS: dict[str, Builder] = {"handler": _handler, "container": _container, "http": _http}
+def _builtin_runtime(
+    model: ModelReference, context: RuntimeContext, options: RuntimeOptions
+) -> Runtime:
+    """A built-in algorithm's model: its trained artifacts served by batchform's handler."""
+    from batchform.algorithms import SERVING_PROGRAM
+    from batchform.runtimes.handler import HandlerRuntime
+    from batchform.runtimes.handler_module import HandlerSource
+    from batchform.runtimes.modeldata import extract_model_data
+
+    if not model.model_data_url:
+        raise ConfigurationError(
+            f"model image {model.image} is a built-in algorithm: it needs ModelDataUrl "
+            "(the model.tar.gz its training job wrote)"
+        )
+    model_dir = os.path.join(context.workspace, "model")
+    os.makedirs(model_dir, exist_ok=True)
+    extract_model_data(model.model_data_url, model_dir)
+    source = HandlerSource(model_dir=model_dir, code_path=str(SERVING_PROGRAM))
+    return HandlerRuntime(source, context, startup_timeout=options.startup_timeout)
+
+
+def _builtin(image: str) -> bool:
+    from batchform.algorithms.images import builtin_algorithm
+
+    return builtin_algorithm(image) is not None
+
+
+_BUILDERS: dict[str, Builder] = {
+    "handler": _handler,
+    "container": _container,
+    "http": _http,
+    "builtin": _builtin_runtime,
+}
 BUILDERS: Mapping[str, Builder] = MappingProxyType(_BUILDERS)
 
 
@@ -102,6 +134,8 @@ def runtime_kind(model: ModelReference) -> str:
     """Which runtime serves this model; an error lists what batchform can run."""
     if model.url:
         return "http"
+    if model.image and _builtin(model.image):
+        return "builtin"
     if model.image:
         return _folder_kind(model.image)
     if model.model_data_url:

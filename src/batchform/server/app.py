@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from batchform.errors import ResourceNotFound
+from batchform.errors import ServiceError
 from batchform.server import protocol
 from batchform.server.metrics import API_LATENCY
 from batchform.server.protocol import ApiError, Handler
@@ -25,7 +25,17 @@ from batchform.service import Service
 logger = logging.getLogger(__name__)
 
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
-_READS = frozenset({"DescribeModel", "ListModels", "DescribeTransformJob", "ListTransformJobs"})
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+_READS = frozenset(
+    {
+        "DescribeModel",
+        "ListModels",
+        "DescribeTransformJob",
+        "ListTransformJobs",
+        "DescribeTrainingJob",
+        "ListTrainingJobs",
+    }
+)
 _LOG_OPERATION_NAMES = frozenset(
     {"DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"}
 )
@@ -98,12 +108,15 @@ class Api:
         return handle
 
     def _log_file(self, group: str, job: str) -> Path | None:
-        if group != TRANSFORM_LOG_GROUP:
-            return None
         try:
-            return self.service.job_log(job)
-        except ResourceNotFound:
+            if group == TRANSFORM_LOG_GROUP:
+                return self.service.job_log(job)
+            if group == TRAINING_LOG_GROUP:
+                path: Path = self.service.training.log_path(job)
+                return path
+        except ServiceError:
             return None
+        return None
 
     def _authenticate(self, scope: Scope, headers: list[tuple[str, str]], raw: bytes) -> None:
         if self.access_keys is None:

@@ -45,3 +45,26 @@ class S3DataType(str, Enum):
 class JoinSource(str, Enum):
     INPUT = "Input"
     NONE = "None"
+
+
+class TrainingInputMode(str, Enum):
+    PIPE = "Pipe"
+    FILE = "File"
+    FAST_FILE = "FastFile"
+
+
+class S3DataDistribution(str, Enum):
+    FULLY_REPLICATED = "FullyReplicated"
+    SHARDED_BY_S3_KEY = "ShardedByS3Key"
+
+
+class RecordWrapper(str, Enum):
+    NONE = "None"
+    RECORDIO = "RecordIO"
+
+
+class OutputCompressionType(str, Enum):
+    """How a training job packs its model artifacts (SageMaker spells these in capitals)."""
+
+    GZIP = "GZIP"
+    NONE = "NONE"
