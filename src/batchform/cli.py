@@ -12,6 +12,7 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -146,7 +147,9 @@ def _execute(run: service.TransformRun) -> None:
     if outcome.status is JobStatus.STOPPED:
         sys.exit(EXIT_STOPPED)
     if outcome.status is JobStatus.FAILED:
-        console.print(f"[bold red]Failed:[/] {outcome.failure_reason}", highlight=False)
+        console.print(
+            f"[bold red]Failed:[/] {escape(str(outcome.failure_reason))}", highlight=False
+        )
         sys.exit(EXIT_FAILED)
 
 
@@ -243,7 +246,7 @@ def _run_with_progress(run: service.TransformRun) -> TransformOutcome:
     if "error" in holder:
         error = holder["error"]
         if isinstance(error, BatchformError):
-            console.print(f"[bold red]Error:[/] {error}", highlight=False)
+            console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False)
             sys.exit(EXIT_FAILED)
         raise error
     outcome: TransformOutcome = holder["outcome"]
@@ -295,7 +298,7 @@ def _latency(snap: ProgressSnapshot) -> str:
 
 from batchform.cli_models import check_model, serve_handler  # noqa: E402
 from batchform.cli_server import jobs, models, server  # noqa: E402
-from batchform.cli_train import train  # noqa: E402
+from batchform.cli_train import quickstart, train  # noqa: E402
 
 main.add_command(check_model)
 main.add_command(serve_handler)
@@ -303,6 +306,7 @@ main.add_command(server)
 main.add_command(jobs)
 main.add_command(models)
 main.add_command(train)
+main.add_command(quickstart)
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from batchform.errors import BatchformError
@@ -151,5 +152,5 @@ def serve_handler(
     try:
         serve(options, say=lambda line: click.echo(f"serve-handler: {line}", err=True))
     except BatchformError as exc:
-        log_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        log_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_FAILED)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from batchform.errors import BatchformError
@@ -294,5 +295,5 @@ def _or_exit(action: Callable[[], Any]) -> Any:
     try:
         return action()
     except BatchformError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(EXIT_FAILED)

@@ -12,8 +12,9 @@ from typing import Any
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
-from batchform.errors import SpecValidationError
+from batchform.errors import BatchformError, SpecValidationError
 from batchform.jobs.lifecycle import JobStatus
 from batchform.service import (
     OUTPUT_TARBALL,
@@ -239,7 +240,9 @@ def _print_summary(run: TrainingRun, outcome: TrainingOutcome) -> None:
     for name, value in rows:
         console.print(f"  {name:<{width}}  {value}", markup=False, highlight=False, soft_wrap=True)
     if outcome.status is JobStatus.FAILED:
-        console.print(f"[bold red]Failed:[/] {outcome.failure_reason}", highlight=False)
+        console.print(
+            f"[bold red]Failed:[/] {escape(str(outcome.failure_reason))}", highlight=False
+        )
 
 
 def _seconds_in(outcome: TrainingOutcome, status: SecondaryStatus) -> float:
@@ -262,3 +265,35 @@ def _exit_code(outcome: TrainingOutcome) -> int:
 
 if __name__ == "__main__":
     train()
+
+
+@click.command()
+@click.option(
+    "--folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("quickstart"),
+    show_default=True,
+    help="Where the data, models and outputs go.",
+)
+@click.option("--items", default=3000, show_default=True, type=click.IntRange(100))
+@click.option("--users", default=1500, show_default=True, type=click.IntRange(100))
+def quickstart(folder: Path, items: int, users: int) -> None:
+    """The seed notebook's workflow on generated data: PCA, batch transform, DBSCAN."""
+    from batchform.quickstart import run_quickstart
+    from batchform.service import Service
+
+    service = Service()
+    service.start()
+    started = time.monotonic()
+    try:
+        run_quickstart(service, folder.absolute(), _say, items=items, users=users)
+    except BatchformError as exc:
+        console.print(f"[red]quickstart failed:[/red] {escape(str(exc))}")
+        sys.exit(EXIT_FAILED)
+    finally:
+        service.close()
+    console.print(f"done in {time.monotonic() - started:.0f} s; everything is under {folder}/")
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, highlight=False)

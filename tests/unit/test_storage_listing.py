@@ -187,3 +187,14 @@ def test_manifest_without_entries_is_an_error(tmp_path: Path) -> None:
 def test_missing_manifest_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no such object"):
         list_inputs(f"{tmp_path}/none.manifest", MANIFEST)
+
+
+def test_batchforms_own_files_beside_outputs_are_not_inputs(tmp_path: Path) -> None:
+    """Chaining jobs (PCA's output as DBSCAN's input) reads the outputs only."""
+    out = tmp_path / "out"
+    (out / "_batchform" / "errors").mkdir(parents=True)
+    (out / "part.csv.out").write_text("1\n")
+    (out / "_batchform" / "job_summary.json").write_text("{}")
+    (out / "_batchform" / "errors" / "part.csv.jsonl").write_text("{}\n")
+    keys = [obj.key for obj in list_inputs(f"{out}/", "S3Prefix")]
+    assert keys == ["part.csv.out"]

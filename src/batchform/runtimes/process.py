@@ -45,6 +45,7 @@ from batchform.runtimes.workspace import (
     contract_environment,
     create_workspace,
     free_port,
+    interpreter_first,
     link_model_folder,
 )
 
@@ -87,13 +88,19 @@ def serve_command(folder: Path) -> list[str]:
     """`<folder>/serve`, or `<folder>/entrypoint serve` as an image entrypoint gets it."""
     if not folder.is_dir():
         raise ConfigurationError(f"model folder {folder} does not exist")
-    for name, arguments in (("serve", []), ("entrypoint", ["serve"])):
+    return container_command(folder, "serve")
+
+
+def container_command(folder: Path, verb: str) -> list[str]:
+    """`<folder>/<verb>`, or `<folder>/entrypoint <verb>` as `docker run <image> <verb>`
+    starts an image. The path is absolute: the process starts in its own workspace."""
+    for name, arguments in ((verb, []), ("entrypoint", [verb])):
         executable = folder / name
         if executable.is_file():
             if not os.access(executable, os.X_OK):
                 raise ConfigurationError(f"{executable} is not executable (chmod +x it)")
-            return [str(executable), *arguments]
-    raise ConfigurationError(f"{folder} has no executable 'serve' or 'entrypoint'")
+            return [str(executable.absolute()), *arguments]
+    raise ConfigurationError(f"{folder} has no executable '{verb}' or 'entrypoint'")
 
 
 def runtime_for_container(
@@ -135,7 +142,7 @@ class _ServeProcess:
             self._popen = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
-                env=env,
+                env=interpreter_first(env),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

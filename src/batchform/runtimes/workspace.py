@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,3 +125,17 @@ def native_thread_limits(workers: int) -> dict[str, str]:
     share = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     return {name: share for name in names if name not in os.environ}
+
+
+def interpreter_first(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the folder of batchform's own interpreter first on PATH.
+
+    Model and training programs written in Python (`#!/usr/bin/env python3`) then run
+    under the interpreter batchform runs under, with the packages installed beside it,
+    as they would in an activated virtualenv. Programs in other languages see no change.
+    """
+    folder = os.path.dirname(sys.executable)
+    path = env.get("PATH", os.defpath)
+    if path.split(os.pathsep)[0] == folder:
+        return env
+    return {**env, "PATH": folder + os.pathsep + path}

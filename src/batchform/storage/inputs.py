@@ -66,7 +66,9 @@ def _list_prefix(uri: str) -> list[InputObject]:
     objects = [
         InputObject(url_of(fs, name), name[len(base) :], _size(info), _version(info))
         for name, info in found.items()
-        if _is_input(name, info, base + stem)
+        # A job reading another job's output (PCA's as DBSCAN's input) sees the outputs,
+        # not the summary and dead letters batchform keeps beside them.
+        if _is_input(name, info, base + stem) and not _own_file(name[len(base) :])
     ]
     if not objects:
         raise StorageError(uri, f"no objects match prefix {uri}")
@@ -120,6 +122,10 @@ def _find_walking(fs: fsspec.AbstractFileSystem, folder: str, match: str) -> dic
     return found
 
 
+#: batchform's own files beside a job's outputs (summary, dead letters, parts).
+OWN_FOLDER = "_batchform"
+
+
 def _is_input(name: str, info: dict[str, Any], match: str) -> bool:
     # Zero-byte keys ending in '/' are folder markers made by consoles, not data.
     return (
@@ -128,6 +134,10 @@ def _is_input(name: str, info: dict[str, Any], match: str) -> bool:
         and not name.endswith("/")
         and not is_partial(name)
     )
+
+
+def _own_file(key: str) -> bool:
+    return OWN_FOLDER in key.split("/")[:-1]
 
 
 def _size(info: dict[str, Any]) -> int | None:

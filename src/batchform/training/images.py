@@ -18,7 +18,7 @@ from pathlib import Path
 from batchform.algorithms import training_module
 from batchform.algorithms.images import BUILTIN_PREFIX, RUNNABLE_BUILTINS, builtin_algorithm
 from batchform.errors import ConfigurationError
-from batchform.runtimes.process import container_folder
+from batchform.runtimes.process import container_command, container_folder
 from batchform.spec.training import AlgorithmSpecification
 
 
@@ -73,13 +73,7 @@ def _refused(image: str) -> ConfigurationError:
 
 def train_command(folder: Path) -> list[str]:
     """`<folder>/train`, or `<folder>/entrypoint train` as an image's entrypoint gets it."""
-    for name, arguments in (("train", []), ("entrypoint", ["train"])):
-        executable = folder / name
-        if executable.is_file():
-            if not os.access(executable, os.X_OK):
-                raise ConfigurationError(f"{executable} is not executable (chmod +x it)")
-            return [str(executable.absolute()), *arguments]
-    raise ConfigurationError(f"{folder} has no executable 'train' or 'entrypoint'")
+    return container_command(folder, "train")
 
 
 _RUNNABLE = (
