@@ -4,6 +4,7 @@ batch-transform with that model."""
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,28 @@ def test_training_errors(tmp_path: Path) -> None:
         described = wait_training(sm, "bad-data")
         assert described["TrainingJobStatus"] == "Failed"
         assert "feature_dim" in described["FailureReason"]
+
+
+def test_stop_training_job_and_a_byo_perl_algorithm(tmp_path: Path) -> None:
+    perl = Path(__file__).resolve().parents[1] / "models" / "perl_train"
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "rows.csv").write_text("1,2\n3,4\n")
+    with running_server(tmp_path / "home", "--heartbeat", "0.5") as server:
+        sm = server.client()
+        request = training_request(
+            "perl-sleeps", tmp_path / "train", tmp_path / "m", mode="sleep", seconds="600"
+        )
+        request["AlgorithmSpecification"]["TrainingImage"] = str(perl)
+        sm.create_training_job(**request)
+        for _ in range(120):
+            if (
+                sm.describe_training_job(TrainingJobName="perl-sleeps")["SecondaryStatus"]
+                == "Training"
+            ):
+                break
+            time.sleep(0.25)
+        sm.stop_training_job(TrainingJobName="perl-sleeps")
+        described = wait_training(sm, "perl-sleeps")
+        assert described["TrainingJobStatus"] == "Stopped"
+        statuses = [entry["Status"] for entry in described["SecondaryStatusTransitions"]]
+        assert statuses[-1] == "Stopped" and "Training" in statuses
