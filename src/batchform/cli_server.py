@@ -6,6 +6,7 @@ otherwise they read the local store in BATCHFORM_HOME directly.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import sys
 import time
@@ -97,16 +98,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
-@click.group()
-@click.option(
-    "--endpoint-url",
-    envvar="BATCHFORM_ENDPOINT_URL",
-    help="A batchform server; by default the local store is read directly.",
-)
-@click.pass_context
-def jobs(context: click.Context, endpoint_url: str | None) -> None:
+def _api_group(function: Callable[[], None]) -> click.Group:
+    """A command group whose commands talk to --endpoint-url or the local store."""
+
+    @click.option(
+        "--endpoint-url",
+        envvar="BATCHFORM_ENDPOINT_URL",
+        help="A batchform server; by default the local store is used directly.",
+    )
+    @click.pass_context
+    @functools.wraps(function)
+    def group(context: click.Context, endpoint_url: str | None) -> None:
+        context.obj = _Backend(endpoint_url)
+
+    return click.group(name=function.__name__)(group)
+
+
+@_api_group
+def jobs() -> None:
     """List, describe, follow and stop transform jobs."""
-    context.obj = _Backend(endpoint_url)
 
 
 @jobs.command("list")
@@ -168,16 +178,9 @@ def logs(backend: _Backend, job_name: str, follow: bool) -> None:
         sys.stdout.flush()
 
 
-@click.group()
-@click.option(
-    "--endpoint-url",
-    envvar="BATCHFORM_ENDPOINT_URL",
-    help="A batchform server; by default the local store is used directly.",
-)
-@click.pass_context
-def models(context: click.Context, endpoint_url: str | None) -> None:
+@_api_group
+def models() -> None:
     """Create, list, describe and delete models."""
-    context.obj = _Backend(endpoint_url)
 
 
 @models.command("create")

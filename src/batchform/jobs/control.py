@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from batchform.errors import (
 )
 from batchform.jobs import lifecycle, resources
 from batchform.jobs.lifecycle import JobStatus
+from batchform.jobs.resources import required_name
 from batchform.jobs.runner import JobRunner, RunnerSettings
-from batchform.jobs.store import MODELS, TRANSFORM_JOBS, AlreadyExists, ListQuery, Row, Store
+from batchform.jobs.store import MODELS, TRANSFORM_JOBS, AlreadyExists, Row, Store
 from batchform.jobs.trainingjobs import TrainingJobs
 from batchform.jobs.transformrun import (
     log_path,
@@ -91,15 +92,15 @@ class Service:
         return {"ModelArn": arn}
 
     def describe_model(self, body: dict[str, Any]) -> dict[str, Any]:
-        return resources.describe_model(self._model(_name(body, "ModelName")))
+        return resources.describe_model(self._model(required_name(body, "ModelName")))
 
     def list_models(self, body: dict[str, Any]) -> dict[str, Any]:
-        query = resources.list_query(body, ("Name", "CreationTime"))
-        rows = self.store.rows(MODELS, _one_more(query))
-        return resources.page(rows, query, "Models", resources.model_summary)
+        return resources.list_page(
+            self.store, MODELS, body, ("Name", "CreationTime"), "Models", resources.model_summary
+        )
 
     def delete_model(self, body: dict[str, Any]) -> dict[str, Any]:
-        name = _name(body, "ModelName")
+        name = required_name(body, "ModelName")
         if not self.store.delete(MODELS, name):
             raise InvalidRequest(f'Could not find model "{resources.arn("model", name)}".')
         return {}
@@ -142,26 +143,27 @@ class Service:
         return {"TransformJobArn": arn}
 
     def describe_transform_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        return resources.describe_transform_job(self._job(_name(body, "TransformJobName")))
+        return resources.describe_transform_job(self._job(required_name(body, "TransformJobName")))
 
     def list_transform_jobs(self, body: dict[str, Any]) -> dict[str, Any]:
         status = body.get("StatusEquals")
         if status is not None and status not in {s.value for s in JobStatus}:
             raise InvalidRequest(_status_problem(status))
-        query = resources.list_query(body, ("Name", "CreationTime", "Status"))
-        rows = self.store.rows(TRANSFORM_JOBS, _one_more(query), resources.SUMMARY_COLUMNS)
-        return resources.page(rows, query, "TransformJobSummaries", resources.transform_job_summary)
+        return resources.list_page(
+            self.store,
+            TRANSFORM_JOBS,
+            body,
+            ("Name", "CreationTime", "Status"),
+            "TransformJobSummaries",
+            resources.transform_job_summary,
+            resources.SUMMARY_COLUMNS,
+        )
 
     def stop_transform_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Waiting jobs stop at once; running ones go through Stopping."""
-        row = self._job(_name(body, "TransformJobName"))
+        row = self._job(required_name(body, "TransformJobName"))
         lifecycle.request_stop(self.store, TRANSFORM_JOBS, row)
         return {}
-
-    def transform_job_progress(self, name: str) -> dict[str, Any] | None:
-        """Live counters of a job (records, bytes, errors, latency), beyond SageMaker."""
-        progress: dict[str, Any] | None = self._job(name)["progress"]
-        return progress
 
     def job_log(self, name: str) -> Path:
         self._job(name)
@@ -217,20 +219,6 @@ def _check_runnable(model: ModelReference) -> None:
         runtime_kind(model)
     except ConfigurationError as exc:
         raise InvalidRequest(f"PrimaryContainer.Image: {exc}") from exc
-
-
-def _name(body: dict[str, Any], field: str) -> str:
-    value = body.get(field)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(
-            f"1 validation error detected: Value 'null' at '{field[:1].lower() + field[1:]}' "
-            "failed to satisfy constraint: Member must not be null"
-        )
-    return value
-
-
-def _one_more(query: ListQuery) -> ListQuery:
-    return replace(query, limit=query.limit + 1)
 
 
 def _status_problem(status: str) -> str:

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import TextIO
 
 DATA_LOG = "data-log"
+#: The CloudWatch log groups SageMaker writes job logs to, served by the server.
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _LINE = re.compile(r"^(\S+) \[([^\]]+)\] (.*)$")
 
 

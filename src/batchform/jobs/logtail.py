@@ -9,10 +9,11 @@ from typing import Any
 
 import orjson
 
+from batchform.jobs.logs import TRANSFORM_LOG_GROUP
+
 #: Reads the lines after a position token; answers (lines, the token to go on from).
 Pages = Callable[[str | None], tuple[list[str], str | None]]
 
-TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 _PAGE_BYTES = 1 << 20
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from batchform.errors import InvalidRequest
-from batchform.jobs.store import ListQuery, Row
+from batchform.jobs.store import ListQuery, Row, Store
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
@@ -46,8 +49,19 @@ def list_query(body: dict[str, Any], sort_keys: tuple[str, ...]) -> ListQuery:
     )
 
 
-def page(rows: list[Row], query: ListQuery, key: str, shape: Any) -> dict[str, Any]:
-    """One page of a List* answer; rows holds up to limit + 1 rows to tell if more exist."""
+def list_page(
+    store: Store,
+    table: sa.Table,
+    body: dict[str, Any],
+    sort_keys: tuple[str, ...],
+    key: str,
+    shape: Any,
+    columns: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """A List* answer: the page the request asks for, with NextToken when more exist."""
+    query = list_query(body, sort_keys)
+    # One row past the page tells whether there is a next one.
+    rows = store.rows(table, replace(query, limit=query.limit + 1), columns)
     answer: dict[str, Any] = {key: [shape(row) for row in rows[: query.limit]]}
     if len(rows) > query.limit:
         answer["NextToken"] = encode_token(query.offset + query.limit)
@@ -70,6 +84,17 @@ def decode_token(token: str | None) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise InvalidRequest("Invalid pagination token: NextToken is not one this server gave")
     return offset
+
+
+def required_name(body: dict[str, Any], field: str) -> str:
+    """The resource name a Describe/Delete/Stop request must carry."""
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(
+            f"1 validation error detected: Value 'null' at '{field[:1].lower() + field[1:]}' "
+            "failed to satisfy constraint: Member must not be null"
+        )
+    return value
 
 
 def _max_results(value: Any) -> int:

@@ -8,12 +8,12 @@ statuses as they happen.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from batchform.errors import ConfigurationError, InvalidRequest, ResourceInUse
 from batchform.jobs import lifecycle, resources
 from batchform.jobs.lifecycle import JobStatus
+from batchform.jobs.resources import required_name
 from batchform.jobs.runner import JobRunner
 from batchform.jobs.store import TRAINING_JOBS, AlreadyExists, Row, Store
 from batchform.training.images import training_command
@@ -79,17 +79,23 @@ class TrainingJobs:
         return {"TrainingJobArn": arn}
 
     def describe(self, body: dict[str, Any]) -> dict[str, Any]:
-        return describe_training_job(self.row(_name(body)))
+        return describe_training_job(self.row(required_name(body, "TrainingJobName")))
 
     def list(self, body: dict[str, Any]) -> dict[str, Any]:
-        query = resources.list_query(body, ("Name", "CreationTime", "Status"))
-        rows = self.store.rows(
-            TRAINING_JOBS, replace(query, limit=query.limit + 1), SUMMARY_COLUMNS
+        return resources.list_page(
+            self.store,
+            TRAINING_JOBS,
+            body,
+            ("Name", "CreationTime", "Status"),
+            "TrainingJobSummaries",
+            training_job_summary,
+            SUMMARY_COLUMNS,
         )
-        return resources.page(rows, query, "TrainingJobSummaries", training_job_summary)
 
     def stop(self, body: dict[str, Any]) -> dict[str, Any]:
-        lifecycle.request_stop(self.store, TRAINING_JOBS, self.row(_name(body)))
+        lifecycle.request_stop(
+            self.store, TRAINING_JOBS, self.row(required_name(body, "TrainingJobName"))
+        )
         return {}
 
     def row(self, name: str) -> Row:
@@ -143,13 +149,3 @@ def training_job_summary(row: Row) -> dict[str, Any]:
     if row["ended_at"] is not None:
         summary["TrainingEndTime"] = row["ended_at"]
     return summary
-
-
-def _name(body: dict[str, Any]) -> str:
-    value = body.get("TrainingJobName")
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(
-            "1 validation error detected: Value null at 'trainingJobName' failed to satisfy "
-            "constraint: Member must not be null"
-        )
-    return value

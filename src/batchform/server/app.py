@@ -17,15 +17,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batchform.errors import ServiceError
+from batchform.jobs.logs import TRAINING_LOG_GROUP, TRANSFORM_LOG_GROUP
 from batchform.server import protocol
+from batchform.server.cloudwatch import LOG_OPERATIONS
 from batchform.server.metrics import API_LATENCY
 from batchform.server.protocol import ApiError, Handler
 from batchform.service import Service
 
 logger = logging.getLogger(__name__)
 
-TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _READS = frozenset(
     {
         "DescribeModel",
@@ -35,9 +35,6 @@ _READS = frozenset(
         "DescribeTrainingJob",
         "ListTrainingJobs",
     }
-)
-_LOG_OPERATION_NAMES = frozenset(
-    {"DescribeLogGroups", "DescribeLogStreams", "GetLogEvents", "FilterLogEvents"}
 )
 
 
@@ -81,7 +78,7 @@ class Api:
 
     def _operation_label(self, target: str | None) -> str:
         operation = (target or "").rpartition(".")[2]
-        known = operation in self.sagemaker or operation in _LOG_OPERATION_NAMES
+        known = operation in self.sagemaker or operation in LOG_OPERATIONS
         return operation if known else "other"
 
     def _handler(self, target: str | None) -> Handler:
@@ -93,7 +90,7 @@ class Api:
         raise ApiError("UnknownOperationException", f"Unknown operation {target}")
 
     def _logs_handler(self, operation: str) -> Handler:
-        from batchform.server.cloudwatch import LOG_OPERATIONS, LogsError
+        from batchform.server.cloudwatch import LogsError
 
         found = LOG_OPERATIONS.get(operation)
         if found is None:

@@ -34,7 +34,7 @@ from batchform.jobs.logreader import (
     read_lines,
     stream_spans,
 )
-from batchform.jobs.logs import LogEvent
+from batchform.jobs.logs import TRAINING_LOG_GROUP, TRANSFORM_LOG_GROUP, LogEvent
 from batchform.server.logfilters import message_filter, stream_selection
 from batchform.server.logrequest import (
     BACKWARD,
@@ -74,8 +74,6 @@ __all__ = [
 
 LogOperation = Callable[[dict[str, Any], LogLocator], dict[str, Any]]
 
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 SAGEMAKER_LOG_GROUPS = (TRAINING_LOG_GROUP, TRANSFORM_LOG_GROUP)
 
 _MAX_EVENTS = 10_000
