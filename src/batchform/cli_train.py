@@ -52,7 +52,8 @@ _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]+$")
     "channels",
     multiple=True,
     metavar="NAME=URL",
-    help="An input channel: a prefix (path, file://, s3://), copied to input/data/NAME/.",
+    help="An input channel: a prefix (path, file://, s3://), copied to input/data/NAME/ "
+    "(File mode) or streamed into the FIFOs input/data/NAME_<epoch> (Pipe mode).",
 )
 @click.option(
     "--manifest", "manifests", multiple=True, metavar="NAME", help="Channel NAME is a ManifestFile."
@@ -63,6 +64,13 @@ _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]+$")
     multiple=True,
     metavar="[NAME=]TYPE",
     help="ContentType of channel NAME, or of every channel without NAME=.",
+)
+@click.option(
+    "--input-mode",
+    "input_modes",
+    multiple=True,
+    metavar="[NAME=]MODE",
+    help="File or Pipe: the job's TrainingInputMode, or with NAME= channel NAME's InputMode.",
 )
 @click.option(
     "--hp", "hyperparameters", multiple=True, metavar="KEY=VALUE", help="A hyperparameter."
@@ -78,7 +86,8 @@ _CHANNEL_NAME = re.compile(r"^[A-Za-z0-9.\-_]+$")
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment entry.")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
 def train(spec_path: str | None, verbose: bool, **flags: Any) -> None:
-    """Run a training job: copy the channels in, run the image's `train`, upload the model."""
+    """Run a training job: copy (or stream) the channels in, run the image's `train`, upload
+    the model."""
     body = _load_spec(spec_path) if spec_path else {}
     _apply_flags(body, flags)
     try:
@@ -137,6 +146,7 @@ def _apply_channels(body: dict[str, Any], flags: dict[str, Any]) -> None:
         source = _node(_channel(by_name, name, "--manifest"), ("DataSource", "S3DataSource"))
         source["S3DataType"] = "ManifestFile"
     _apply_content_types(by_name, flags["content_types"])
+    _apply_input_modes(body, by_name, flags["input_modes"])
     if channels:
         body["InputDataConfig"] = channels
 
@@ -153,6 +163,18 @@ def _apply_content_types(by_name: dict[Any, dict[str, Any]], entries: tuple[str,
             named.update({str(other): entry for other in by_name if other not in named})
     for name, content_type in named.items():
         by_name[name]["ContentType"] = content_type
+
+
+def _apply_input_modes(
+    body: dict[str, Any], by_name: dict[Any, dict[str, Any]], entries: tuple[str, ...]
+) -> None:
+    """`NAME=MODE` sets one channel's InputMode; a bare MODE the job's TrainingInputMode."""
+    for entry in entries:
+        name, separator, mode = entry.partition("=")
+        if separator:
+            _channel(by_name, name, "--input-mode")["InputMode"] = mode
+        else:
+            body["AlgorithmSpecification"]["TrainingInputMode"] = entry
 
 
 def _channel(by_name: dict[Any, dict[str, Any]], name: str, option: str) -> dict[str, Any]:

@@ -244,8 +244,8 @@ def test_a_stop_before_training_runs_nothing(data: Path, tmp_path: Path) -> None
             "ClientError: training image 'example/img:1' cannot be run here",
         ),
         (
-            lambda body: body["AlgorithmSpecification"].update(TrainingInputMode="Pipe"),
-            "ClientError: channel 'train': TrainingInputMode Pipe is not supported yet",
+            lambda body: body["AlgorithmSpecification"].update(TrainingInputMode="FastFile"),
+            "ClientError: channel 'train': TrainingInputMode FastFile is not supported yet",
         ),
         (
             lambda body: body["InputDataConfig"][0]["DataSource"]["S3DataSource"].update(

@@ -145,12 +145,14 @@ def test_framework_hyperparameters_stay_out_of_sm_hps() -> None:
     assert decoded == {"flag": True}
 
 
-@pytest.mark.parametrize("mode", ["Pipe", "FastFile"])
-def test_pipe_and_fastfile_channels_are_not_supported_yet(mode: str) -> None:
-    algorithm = {"TrainingImage": "builtin:pca", "TrainingInputMode": mode}
+def test_fastfile_channels_are_not_supported_yet() -> None:
+    algorithm = {"TrainingImage": "builtin:pca", "TrainingInputMode": "FastFile"}
     request = parse_training_request(body(AlgorithmSpecification=algorithm))
-    with pytest.raises(ConfigurationError, match=f"{mode} is not supported yet"):
+    with pytest.raises(ConfigurationError, match="FastFile is not supported yet; use File or Pipe"):
         check_input_modes(channel_specs(request))
+    check_input_modes(channel_specs(parse_training_request(body())))  # File
+    algorithm["TrainingInputMode"] = "Pipe"
+    check_input_modes(channel_specs(parse_training_request(body(AlgorithmSpecification=algorithm))))
 
 
 @pytest.fixture

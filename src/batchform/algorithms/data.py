@@ -15,6 +15,7 @@ default for built-in algorithms when a channel names no ContentType).
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ PROTOBUF = "application/x-recordio-protobuf"
 TRAINING_CONTENT_TYPES = (CSV, PROTOBUF)
 CHUNK_BYTES = 4 << 20
 """Bytes read at a time: big enough for vector parsing to pay, small enough to ignore."""
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,16 @@ def channel_batches(
         for path in channel.sources(epoch)
         for block in read(path, channel, feature_dim, batch_rows)
     )
-    return rebatch(blocks, batch_rows)
+    return rebatch(_first_noted(blocks, channel.name, epoch), batch_rows)
+
+
+def _first_noted(blocks: Iterator[Array], channel: str, epoch: int) -> Iterator[Array]:
+    """The blocks, logging when the first one arrives: how soon data reached the algorithm
+    (in Pipe mode, while the rest is still on its way)."""
+    for count, block in enumerate(blocks):
+        if count == 0:
+            _log.info("channel %s, epoch %d: first %d rows read", channel, epoch, len(block))
+        yield block
 
 
 def rebatch(blocks: Iterable[Array], rows: int) -> Iterator[Array]:

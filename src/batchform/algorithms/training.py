@@ -49,6 +49,11 @@ class TrainingInput:
         if channel.input_mode == "File" and not channel.sources():
             folder = channel.directory / channel.name
             raise ConfigurationError(f"No training data: channel 'train' has no files in {folder}")
+        if channel.input_mode == "Pipe" and not channel.sources()[0].exists():
+            raise ConfigurationError(
+                f"No training data: channel 'train' is in Pipe mode, but its first FIFO "
+                f"{channel.sources()[0]} does not exist"
+            )
         return channel
 
 

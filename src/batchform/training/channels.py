@@ -3,7 +3,8 @@
 File mode as SageMaker does it: every object of the channel lands under
 `<base>/input/data/<channel>/`, named by its key relative to the channel's S3 prefix, before
 the algorithm starts. Objects are streamed to disk in fixed-size chunks (Gzip ones
-decompressed on the way), so memory stays flat whatever their size.
+decompressed on the way), so memory stays flat whatever their size. Pipe-mode channels
+are not copied but streamed while the algorithm runs (training/pipes.py).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from batchform.storage import InputObject, list_inputs, open_input
 from batchform.storage.filesystems import translate_errors
 
 _CHUNK_BYTES = 1 << 20
-_SUPPORTED_MODES = ("File",)
+_SUPPORTED_MODES = ("File", "Pipe")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class ChannelSpec:
     input_mode: str = "File"
     record_wrapper: str = "None"
     distribution: str = "FullyReplicated"
+    #: ShuffleConfig.Seed: Pipe mode streams the objects in a new order each epoch.
+    shuffle_seed: int | None = None
+
+    @property
+    def piped(self) -> bool:
+        return self.input_mode == "Pipe"
 
 
 def channel_specs(request: CreateTrainingJobRequest) -> list[ChannelSpec]:
@@ -56,16 +63,17 @@ def _channel_spec(request: CreateTrainingJobRequest, channel: Channel) -> Channe
         input_mode=effective_input_mode(request, channel),
         record_wrapper=channel.record_wrapper_type.value,
         distribution=source.s3_data_distribution_type.value,
+        shuffle_seed=channel.shuffle_config.seed if channel.shuffle_config else None,
     )
 
 
 def check_input_modes(channels: list[ChannelSpec]) -> None:
-    """Pipe and FastFile mode are not implemented: say so before anything is copied."""
+    """FastFile mode is not implemented: say so before anything is copied."""
     for channel in channels:
         if channel.input_mode not in _SUPPORTED_MODES:
             raise ConfigurationError(
                 f"channel {channel.name!r}: TrainingInputMode {channel.input_mode} is not "
-                "supported yet; use File"
+                "supported yet; use File or Pipe"
             )
 
 

@@ -54,7 +54,13 @@ def create_training_workspace(
 ) -> TrainingWorkspace:
     """Make the folders and write hyperparameters, inputdataconfig and resourceconfig.json."""
     workspace = TrainingWorkspace(create_workspace(root).root)
-    for folder in (workspace.output_data_dir, *map(workspace.channel_dir, _names(channels))):
+    # A Pipe channel has no folder, only its FIFOs `<channel>_<epoch>` beside the others.
+    copied = [channel.name for channel in channels if not channel.piped]
+    for folder in (
+        workspace.output_data_dir,
+        workspace.data_dir,
+        *map(workspace.channel_dir, copied),
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     files = {
         "hyperparameters.json": hyperparameters(request),

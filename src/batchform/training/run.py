@@ -1,9 +1,11 @@
 """A training job run in this process: workspace, channels, the algorithm, artifacts.
 
 The stages are SageMaker's secondary statuses: Starting (resolve the image, lay out the
-workspace), Downloading (copy every channel in), Training (run `train` in its own
-process group, its output in the job log's `algo-1` stream), Uploading (model.tar.gz and
-output.tar.gz), then Completed, Failed, Stopped or MaxRuntimeExceeded.
+workspace), Downloading (copy every File channel in; for a Pipe channel only list its
+objects and create its first FIFO, so this stage is brief), Training (run `train` in its
+own process group, its output in the job log's `algo-1` stream, Pipe channels fed as it
+reads them), Uploading (model.tar.gz and output.tar.gz), then Completed, Failed, Stopped
+or MaxRuntimeExceeded.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from batchform.training.layout import (
     training_environment,
 )
 from batchform.training.metrics import MetricScanner, metric_scanner
+from batchform.training.pipes import PipeFeeders, start_feeders
 from batchform.training.status import (
     SecondaryStatus,
     SecondaryStatusTransition,
@@ -180,8 +183,8 @@ class TrainingRun:
         try:
             command, channels = self._starting(log)
             workspace = create_training_workspace(root, self.request, channels)
-            self._downloading(channels, workspace, log, limits)
-            self._training(command, workspace, channels, log, limits)
+            with self._downloading(channels, workspace, log, limits) as pipes:
+                self._training(command, workspace, channels, pipes, log, limits)
             self._history.enter(SecondaryStatus.UPLOADING)
             model_url = self._upload(workspace, log)
             return self._finish(JobStatus.COMPLETED, SecondaryStatus.COMPLETED, None, model_url)
@@ -212,17 +215,20 @@ class TrainingRun:
         workspace: TrainingWorkspace,
         log: JobLog,
         limits: _Limits,
-    ) -> None:
+    ) -> PipeFeeders:
+        """Copy the File channels in; start feeding the Pipe channels' first FIFOs."""
         self._history.enter(SecondaryStatus.DOWNLOADING)
-        for channel in channels:
+        for channel in (channel for channel in channels if not channel.piped):
             copied = copy_channel(channel, workspace.channel_dir(channel.name), limits.check)
             log(f"channel {channel.name}: {copied.objects} object(s), {copied.bytes:,} bytes")
+        return start_feeders(channels, workspace.data_dir, log, limits.check)
 
     def _training(
         self,
         command: TrainingCommand,
         workspace: TrainingWorkspace,
         channels: list[ChannelSpec],
+        pipes: PipeFeeders,
         log: JobLog,
         limits: _Limits,
     ) -> None:
@@ -232,13 +238,14 @@ class TrainingRun:
         process = _ServeProcess(command.argv, environment, workspace.root, self._output_sink(log))
         self._process, self._trained = process, True
         try:
-            code = self._wait(process, limits)
+            code = self._wait(process, limits, pipes)
         except TrainingInterrupted as interrupted:
             self._stopping(interrupted, log)
             raise
         finally:
             process.terminate(self.stop_grace)  # also ends whatever it left running
             self._process = None
+        pipes.check()  # data cut short by storage is the cause, whatever the exit code
         if code != 0:
             raise AlgorithmFailed(algorithm_failure(workspace.failure_file, process, code))
 
@@ -254,9 +261,10 @@ class TrainingRun:
         return sink
 
     @staticmethod
-    def _wait(process: _ServeProcess, limits: _Limits) -> int:
+    def _wait(process: _ServeProcess, limits: _Limits, pipes: PipeFeeders) -> int:
         while (code := process.exit_code(_POLL_SECONDS)) is None:
             limits.check()
+            pipes.check()
         return code
 
     def _stopping(self, interrupted: TrainingInterrupted, log: JobLog) -> None:
