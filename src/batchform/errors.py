@@ -154,3 +154,33 @@ class ResourceInUse(ServiceError):
 
 class ResourceLimitExceeded(ServiceError):
     code = "ResourceLimitExceeded"
+
+
+class EndpointNotFound(ServiceError):
+    """InvokeEndpoint on an endpoint that does not exist (sagemaker-runtime's code)."""
+
+    code = "ValidationError"
+
+
+class EndpointModelError(ServiceError):
+    """The endpoint's model answered an error status: InvokeEndpoint's ModelError."""
+
+    code = "ModelError"
+
+    def __init__(self, status: int, message: str, log_stream_arn: str) -> None:
+        self.original_status = status
+        self.original_message = message
+        self.log_stream_arn = log_stream_arn
+        super().__init__(
+            f'Received client error ({status}) from primary with message "{message}". '
+            f"See {log_stream_arn} for more information."
+            if status < 500
+            else f'Received server error ({status}) from primary with message "{message}". '
+            f"See {log_stream_arn} for more information."
+        )
+
+
+class ModelNotReady(ServiceError):
+    """The endpoint exists but no instance of its model can answer yet."""
+
+    code = "ModelNotReadyException"

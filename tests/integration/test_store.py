@@ -53,9 +53,9 @@ def job_row(name: str, created: float, status: str = "InProgress") -> dict[str, 
 
 
 def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
-    assert store.schema_version() == "0002"
+    assert store.schema_version() == "0003"
     store.migrate()  # opening an up-to-date store again changes nothing
-    assert store.schema_version() == "0002"
+    assert store.schema_version() == "0003"
 
 
 def test_rows_round_trip_with_json_and_duplicates_are_refused(store: Store) -> None:

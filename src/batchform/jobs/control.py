@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchform.endpoints.manager import EndpointAnswer
 from batchform.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -21,6 +22,7 @@ from batchform.errors import (
     ResourceNotFound,
 )
 from batchform.jobs import lifecycle, resources
+from batchform.jobs.endpoints import Endpoints
 from batchform.jobs.lifecycle import JobStatus
 from batchform.jobs.resources import required_name
 from batchform.jobs.runner import JobRunner, RunnerSettings
@@ -55,11 +57,14 @@ class Service:
         self.store = Store(self.settings.database_url)
         self.runner = JobRunner(self.store, self.settings.runner)
         self.training = TrainingJobs(self.store, self.runner)
+        self.endpoints = Endpoints(self.store, model_reference)
 
     def start(self) -> None:
         self.runner.start()
+        self.endpoints.start()
 
     def close(self, timeout: float = 60.0) -> None:
+        self.endpoints.close()
         self.runner.shutdown(timeout)
         self.store.close()
 
@@ -75,7 +80,22 @@ class Service:
             "ListTransformJobs": self.list_transform_jobs,
             "StopTransformJob": self.stop_transform_job,
             **self.training.operations(),
+            **self.endpoints.operations(),
         }
+
+    def invoke_endpoint(
+        self,
+        name: str,
+        body: bytes,
+        content_type: str | None = None,
+        accept: str | None = None,
+        custom_attributes: str | None = None,
+        target_variant: str | None = None,
+    ) -> EndpointAnswer:
+        """InvokeEndpoint for an in-process caller (the SDK's embedded session)."""
+        return self.endpoints.invoke(
+            name, body, content_type, accept, custom_attributes, target_variant
+        )
 
     # Models
 
@@ -196,10 +216,25 @@ def model_reference(request: dict[str, Any]) -> ModelReference:
     container = containers[0]
     image = container.get("Image")
     environment = dict(container.get("Environment") or {})
-    data = container.get("ModelDataUrl")
+    data = container.get("ModelDataUrl") or _model_data_source(container.get("ModelDataSource"))
     if image and image.startswith(("http://", "https://")):
         return ModelReference(url=image, model_data_url=data, environment=environment)
     return ModelReference(image=image, model_data_url=data, environment=environment)
+
+
+def _model_data_source(source: Any) -> str | None:
+    """ModelDataSource (what the sagemaker SDK sends for a model of a training job) as the
+    tarball URL batchform unpacks."""
+    s3 = (source or {}).get("S3DataSource") if isinstance(source, dict) else None
+    if not s3:
+        return None
+    if s3.get("S3DataType") != "S3Object" or s3.get("CompressionType", "Gzip") != "Gzip":
+        raise InvalidRequest(
+            "PrimaryContainer.ModelDataSource: only a compressed model (S3DataType S3Object, "
+            "CompressionType Gzip: a model.tar.gz) can be served"
+        )
+    uri: str = s3["S3Uri"]
+    return uri
 
 
 def with_tag_options(body: dict[str, Any]) -> dict[str, Any]:

@@ -56,3 +56,28 @@ training_jobs = Table(
     Column("model_artifacts", Text),
     Column("final_metrics", JSON),
 )
+
+endpoint_configs = Table(
+    "endpoint_configs",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("arn", String(256), nullable=False),
+    Column("status", String(32), nullable=False, index=True),
+    Column("failure_reason", Text),
+    Column("config_name", String(63), nullable=False),
+    # The configuration an UpdateEndpoint is moving to, until it is serving.
+    Column("pending_config_name", String(63)),
+    # What is deployed: per variant, its model and instance count (Describe shows it).
+    Column("variants", JSON),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("modified_at", Float, nullable=False),
+)

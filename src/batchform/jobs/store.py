@@ -210,3 +210,5 @@ def _conditions(table: sa.Table, query: ListQuery) -> list[Any]:
 MODELS = schema.models
 TRANSFORM_JOBS = schema.transform_jobs
 TRAINING_JOBS = schema.training_jobs
+ENDPOINT_CONFIGS = schema.endpoint_configs
+ENDPOINTS = schema.endpoints

@@ -328,6 +328,26 @@ class ProcessRuntime(Runtime):
             self._workspace = None
             self._retire("model process stopped")
 
+    def ensure_running(self) -> bool:
+        """Start a new process if the current one has exited (a watchdog's call, for
+        models that serve between invocations); whether one is running afterwards."""
+        with self._lock:
+            process = self._process
+            if process is not None and process.exit_code() is None:
+                return True
+            if self._workspace is None:
+                return False
+            if process is not None:
+                self._retire(
+                    f"model process {process.exit_note()}; last lines: {process.last_lines()}"
+                )
+            try:
+                self._revive()
+            except ModelConnectionError as exc:
+                self._log(str(exc))
+                return False
+            return True
+
     def _log(self, line: str) -> None:
         self.context.log(f"{self.context.instance_name}: {line}")
 

@@ -18,10 +18,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from batchform.errors import ServiceError
 from batchform.jobs.logs import TRAINING_LOG_GROUP, TRANSFORM_LOG_GROUP
-from batchform.server import protocol
+from batchform.server import protocol, sts
 from batchform.server.cloudwatch import LOG_OPERATIONS
 from batchform.server.metrics import API_LATENCY
 from batchform.server.protocol import ApiError, Handler
+from batchform.server.runtime_api import RuntimeApi, endpoint_name
 from batchform.service import Service
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ _READS = frozenset(
         "ListTransformJobs",
         "DescribeTrainingJob",
         "ListTrainingJobs",
+        "DescribeEndpointConfig",
+        "ListEndpointConfigs",
+        "DescribeEndpoint",
+        "ListEndpoints",
     }
 )
 
@@ -63,7 +68,10 @@ class Api:
         target = next((value for name, value in headers if name.lower() == "x-amz-target"), None)
         try:
             self._authenticate(scope, headers, raw)
-            answer = protocol.success(await self._run(target, protocol.decode_body(raw)))
+            if target is None and sts.is_query_request(_header(headers, "content-type")):
+                answer = sts.answer(raw, protocol.request_id(), _access_key(headers))
+            else:
+                answer = protocol.success(await self._run(target, protocol.decode_body(raw)))
         except ApiError as error:
             answer = protocol.failure(error)
         await _send(send, answer)
@@ -115,6 +123,10 @@ class Api:
             return None
         return None
 
+    def authenticate(self, scope: Scope, headers: list[tuple[str, str]], raw: bytes) -> None:
+        """Refuse (ApiError 403) a request not signed by a known key, when keys are set."""
+        self._authenticate(scope, headers, raw)
+
     def _authenticate(self, scope: Scope, headers: list[tuple[str, str]], raw: bytes) -> None:
         if self.access_keys is None:
             return
@@ -132,6 +144,17 @@ class Api:
             verify(signed, self.access_keys)
         except AuthError as exc:
             raise ApiError(exc.code, exc.message, exc.status) from exc
+
+
+def _header(headers: list[tuple[str, str]], wanted: str) -> str | None:
+    return next((value for name, value in headers if name.lower() == wanted), None)
+
+
+def _access_key(headers: list[tuple[str, str]]) -> str | None:
+    """The key id in a SigV4 Authorization header (`Credential=<key>/<scope>`)."""
+    authorization = _header(headers, "authorization") or ""
+    _, found, rest = authorization.partition("Credential=")
+    return rest.split("/", 1)[0] if found else None
 
 
 async def _body(receive: Receive) -> bytes:
@@ -166,6 +189,7 @@ def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -
             await run_in_threadpool(service.close)
 
     api = Api(service, access_keys)
+    runtime = RuntimeApi(service.endpoints, api.authenticate)
     routes = [
         Route("/", api, methods=["POST"]),
         Route("/healthz", _healthz(service), methods=["GET"]),
@@ -174,10 +198,15 @@ def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -
     rest = Starlette(routes=routes, lifespan=lifespan)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/":
-            await api(scope, receive, send)
-        else:
-            await rest(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            if scope["path"] == "/":
+                await api(scope, receive, send)
+                return
+            endpoint = endpoint_name(scope["path"])
+            if endpoint is not None:
+                await runtime(scope, receive, send, endpoint)
+                return
+        await rest(scope, receive, send)
 
     return app
 

@@ -80,5 +80,9 @@ _BOOT = uuid.uuid4().hex[:12]
 _SEQUENCE = itertools.count(1)
 
 
+def request_id() -> str:
+    return f"{_BOOT}-{next(_SEQUENCE):012d}"
+
+
 def _headers() -> dict[str, str]:
-    return {"content-type": CONTENT_TYPE, "x-amzn-requestid": f"{_BOOT}-{next(_SEQUENCE):012d}"}
+    return {"content-type": CONTENT_TYPE, "x-amzn-requestid": request_id()}

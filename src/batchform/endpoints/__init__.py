@@ -1,0 +1,1 @@
+"""Real-time endpoints: model processes behind InvokeEndpoint."""
