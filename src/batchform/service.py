@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from batchform.algorithms import ALGORITHMS as BUILTIN_ALGORITHMS
+from batchform.algorithms.images import BUILTIN_PREFIX
 from batchform.jobs.transformrun import (
     TransformRun,
     job_dir,
@@ -16,6 +18,7 @@ from batchform.jobs.transformrun import (
     parse_transform_request,
     resume_run,
 )
+from batchform.storage.filesystems import filesystem, translate_errors
 from batchform.training import (
     SecondaryStatus,
     SecondaryStatusTransition,
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from batchform.jobs.control import Service, ServiceSettings
 
 __all__ = [
+    "BUILTIN_ALGORITHMS",
+    "BUILTIN_PREFIX",
     "OUTPUT_TARBALL",
     "SecondaryStatus",
     "SecondaryStatusTransition",
@@ -38,11 +43,13 @@ __all__ = [
     "TrainingRun",
     "TransformRun",
     "artifact_url",
+    "filesystem",
     "job_dir",
     "log_path",
     "parse_training_request",
     "parse_transform_request",
     "resume_run",
+    "translate_errors",
 ]
 
 _LAZY = {"Service", "ServiceSettings"}
