@@ -59,7 +59,7 @@ class AsyncPool:
         except TimeoutError:
             connection.close()
             raise ModelTimeoutError(timeout) from None
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
             connection.close()
             if connection.reused:
                 return await self.post(path, body, headers, timeout)
@@ -99,8 +99,8 @@ async def _exchange(
     connection.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
     await connection.writer.drain()
     while True:
-        status = _status(await connection.reader.readline())
-        answer_headers = await _headers(connection.reader)
+        # The whole head in one read: each await costs more than parsing a few lines.
+        status, answer_headers = _head(await connection.reader.readuntil(b"\r\n\r\n"))
         if status >= 200:
             break  # 1xx interim answers are skipped
     content, reusable = await _body(connection.reader, answer_headers)
@@ -109,24 +109,19 @@ async def _exchange(
     return ProxyAnswer(status, answer_headers, content), reusable
 
 
-def _status(line: bytes) -> int:
-    parts = line.split(None, 2)
+def _head(raw: bytes) -> tuple[int, dict[str, str]]:
+    lines = raw.split(b"\r\n")
+    parts = lines[0].split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-        raise ValueError(f"not an HTTP answer: {line[:80]!r}")
-    return int(parts[1])
-
-
-async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
+        raise ValueError(f"not an HTTP answer: {lines[0][:80]!r}")
+    if len(lines) > MAX_HEADERS + 3:
+        raise ValueError(f"more than {MAX_HEADERS} headers")
     headers: dict[str, str] = {}
-    for _ in range(MAX_HEADERS):
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n"):
-            return headers
-        if not line:
-            raise asyncio.IncompleteReadError(b"", None)
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    raise ValueError(f"more than {MAX_HEADERS} headers")
+    for line in lines[1:]:
+        name, separator, value = line.partition(b":")
+        if separator:
+            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return int(parts[1]), headers
 
 
 async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, bool]:
