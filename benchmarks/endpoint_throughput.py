@@ -272,10 +272,10 @@ def _report(
             ("direct to the model", direct),
             ("InvokeEndpoint (server)", proxied),
         ):
-            table.append([
-                row["model"], str(row["instances"]), label, f"{result['rps']:.0f}", f"{result['p50_ms']:.2f}",
-                f"{result['p99_ms']:.2f}", str(result["errors"]),
-            ])  # fmt: skip
+            figures = [f"{result['rps']:.0f}", f"{result['p50_ms']:.2f}", f"{result['p99_ms']:.2f}"]
+            table.append(
+                [row["model"], str(row["instances"]), label, *figures, str(result["errors"])]
+            )
         table.append([row["model"], str(row["instances"]), "ratio server / direct",
                       f"{proxied['rps'] / direct['rps']:.2f}", "", "", ""])  # fmt: skip
     if table:
