@@ -22,6 +22,17 @@ def s3_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """A Ray cluster of three nodes on loopback (tests/raycluster.py), shared by the
+    session's Ray tests; this process is its driver."""
+    pytest.importorskip("ray")
+    from tests.raycluster import simulated_cluster
+
+    with simulated_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """SQLAlchemy URL of an empty database on a real PostgreSQL server on loopback.
 

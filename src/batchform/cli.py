@@ -25,6 +25,8 @@ from rich.progress import (
 from rich.table import Table
 
 from batchform import service
+from batchform.cli_executor import executor_options
+from batchform.engine.executors import ExecutorSettings
 from batchform.engine.job import TransformOutcome
 from batchform.engine.progress import ProgressSnapshot
 from batchform.errors import BatchformError, SpecValidationError
@@ -101,12 +103,15 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
+@executor_options
 def transform(
     spec_path: str | None,
     model_path: str | None,
     model_url: str | None,
     model_data: str | None,
     verbose: bool,
+    executor: str,
+    ray_address: str | None,
     **flags: Any,
 ) -> None:
     """Stream every input object through a model and write <key>.out for each."""
@@ -117,19 +122,22 @@ def transform(
     except SpecValidationError as exc:
         raise click.UsageError(str(exc)) from exc
     model = ModelReference(image=model_path, model_data_url=model_data, url=model_url)
-    _execute(service.TransformRun(request, model, echo=_echo(verbose)))
+    settings = ExecutorSettings(executor, ray_address)
+    _execute(service.TransformRun(request, model, echo=_echo(verbose), executor=settings))
 
 
 @main.command()
 @click.argument("job_name")
 @click.option("--verbose", "-v", is_flag=True, help="Print the job log as it is written.")
-def resume(job_name: str, verbose: bool) -> None:
+@executor_options
+def resume(job_name: str, verbose: bool, executor: str, ray_address: str | None) -> None:
     """Finish JOB_NAME: redo only the objects whose outputs are missing or damaged.
 
     Refused when the job's spec, its model or any input object changed since it started.
     """
+    settings = ExecutorSettings(executor, ray_address)
     try:
-        run = service.resume_run(job_name, echo=_echo(verbose))
+        run = service.resume_run(job_name, echo=_echo(verbose), executor=settings)
     except BatchformError as exc:
         raise click.ClickException(str(exc)) from exc
     _execute(run)

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from batchform.cli_executor import checked_executor, executor_options
 from batchform.errors import BatchformError
 
 console = Console(stderr=True)
@@ -49,6 +50,7 @@ EXIT_FAILED = 1
     help="Seconds between a running job's heartbeats; a job silent for 5 of them is "
     "taken over (resumed) by a live server.",
 )
+@executor_options
 def server(
     host: str,
     port: int,
@@ -59,6 +61,8 @@ def server(
     credentials: Path | None,
     allow_unsigned: bool,
     heartbeat: float,
+    executor: str,
+    ray_address: str | None,
 ) -> None:
     """Serve the SageMaker API (boto3, the sagemaker SDK, the AWS CLI) on this machine."""
     import os
@@ -83,6 +87,7 @@ def server(
             max_concurrent_jobs=max_concurrent_jobs,
             heartbeat_seconds=heartbeat,
             stale_after_seconds=5 * heartbeat,
+            executor=_or_exit(lambda: checked_executor(executor, ray_address)),
         ),
         max_instances_per_job=max_instances_per_job,
     )

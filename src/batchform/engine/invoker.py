@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from batchform.engine.progress import JobProgress
+from batchform.engine.executors.base import ProgressCounter
 from batchform.engine.settings import EffectiveSettings
 from batchform.errors import (
     InputFormatError,
@@ -135,7 +135,7 @@ class BatchInvoker:
         request: CreateTransformJobRequest,
         settings: EffectiveSettings,
         processor: BatchProcessor,
-        progress: JobProgress,
+        progress: ProgressCounter,
         stop: threading.Event,
         log: Callable[[str], None],
         isolate: bool = False,

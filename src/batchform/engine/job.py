@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchform import storage
 from batchform.engine import parts
-from batchform.engine.executors import get_executor
+from batchform.engine.executors import (
+    ExecutorSettings,
+    InstancePool,
+    NoCapacity,
+    PoolSpec,
+    get_executor,
+)
+from batchform.engine.executors.resources import instance_resources
+from batchform.engine.instance import ProcessorFactory, RuntimeFactory, TransformWork
 from batchform.engine.invoker import BatchProcessor, PassThrough
 from batchform.engine.ledger import FinishedObject
 from batchform.engine.objectrun import ObjectResult
-from batchform.engine.pipeline import InstanceJob, InstancePipeline
 from batchform.engine.progress import JobProgress, ProgressSnapshot
-from batchform.engine.settings import EffectiveSettings, resolve_settings
-from batchform.errors import BatchformError, JobStopped
+from batchform.engine.remote import check_reachable, ship_model
+from batchform.engine.schedule import JobEvents, Scheduler
+from batchform.engine.settings import EffectiveSettings
+from batchform.errors import ConfigurationError, JobStopped
 from batchform.jobs.lifecycle import JobStatus
-from batchform.jobs.logs import stream_sink
 from batchform.records.dataprocessing import RecordProcessor
-from batchform.runtimes.base import Runtime, RuntimeContext
 from batchform.spec.extensions import extensions
 from batchform.spec.transform import CreateTransformJobRequest
 from batchform.storage import InputObject
 
-RuntimeFactory = Callable[[RuntimeContext], Runtime]
-ProcessorFactory = Callable[[CreateTransformJobRequest], BatchProcessor]
+__all__ = ["ProcessorFactory", "RuntimeFactory", "TransformJob", "TransformOutcome"]
 
 
 @dataclass
@@ -47,7 +51,7 @@ class TransformJob:
     runtime_factory: RuntimeFactory
     workspace: str
     log: Callable[[str], None] = print
-    executor: str = "local"
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     processor_factory: ProcessorFactory = lambda request: data_processor(request)
     progress: JobProgress = field(default_factory=JobProgress)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -67,14 +71,15 @@ class TransformJob:
         self.progress.objects_total = len(objects)
         self.progress.bytes_total = sum(obj.size or 0 for obj in objects)
         shards = shard_by_key(objects, self.request.transform_resources.instance_count)
-        tasks = [self._instance_task(index, shard) for index, shard in enumerate(shards)]
         try:
-            per_instance = get_executor(self.executor).run(tasks, self.stop)
+            finished = self._execute(shards)
         except (JobStopped, KeyboardInterrupt):
             return self._outcome(JobStatus.STOPPED, "stopped on request", [])
+        except (NoCapacity, ConfigurationError) as exc:  # the instances could not run as asked
+            return self._outcome(JobStatus.FAILED, str(exc), [])
         results = parts.assemble(
             self.plan,
-            [r for rs in per_instance for r in rs],
+            finished,
             self.kept,
             self.request.transform_output.s3_output_path,
             self.on_commit,
@@ -89,77 +94,49 @@ class TransformJob:
             return self._outcome(JobStatus.FAILED, over_budget, results)
         return self._outcome(JobStatus.COMPLETED, None, results)
 
-    def _instance_task(
-        self, index: int, objects: list[InputObject]
-    ) -> Callable[[], list[ObjectResult]]:
-        name = f"{self.request.transform_job_name}/instance-{index + 1}"
-        job = InstanceJob(
-            name,
-            self.request,
-            objects,
-            self.progress,
-            self.stop,
-            self.log,
-            self.processor_factory(self.request),
-            isolate=extensions(self.request.environment).isolate,
-            on_commit=self.on_commit,
-        )
-        return lambda: self._run_instance(index, job)
-
-    def _run_instance(self, index: int, job: InstanceJob) -> list[ObjectResult]:
-        if not job.objects:
+    def _execute(self, shards: list[list[InputObject]]) -> list[ObjectResult]:
+        """Start the instances (only if there is work), run the shards, close them."""
+        if not any(shards):
             return []
-        context = RuntimeContext(
-            instance_name=job.name,
-            workspace=os.path.join(self.workspace, f"instance-{index + 1}"),
-            environment=dict(self.request.environment),
-            workers=handler_workers(self.request),
-            log=stream_sink(self.log, f"instance-{index + 1}"),
-            count=lambda name, amount: self.progress.add(**{name: amount}),
-        )
-        with self._started(self.runtime_factory(context)) as runtime:
-            finished = threading.Event()
-            threading.Thread(
-                target=_stop_on_request,
-                args=(self.stop, finished, runtime),
-                daemon=True,
-                name=f"{job.name}-stop",
-            ).start()
-            try:
-                settings = resolve_settings(self.request, runtime.execution_parameters())
-                self.settings = self.settings or settings
-                self.log(f"{job.name}: {settings.data_log_line()}")
-                return InstancePipeline(job, runtime, settings).run()
-            finally:
-                finished.set()
-
-    @contextmanager
-    def _started(self, runtime: Runtime) -> Iterator[Runtime]:
-        """Start the model; a start cut short by a stop request is a stop, not a failure."""
+        events = JobEvents(self.progress, self.log, self.on_commit, self._settled)
+        pool = self._start(len(shards), events)
         try:
-            runtime.start()
-        except BatchformError:
-            runtime.stop()
-            if self.stop.is_set():
-                raise JobStopped("stopped while the model was starting") from None
-            raise
-        try:
-            yield runtime
+            work = self._work(pool, shards)
+            return Scheduler(pool, work, events, self.stop).run(shards)
         finally:
-            runtime.stop()
+            pool.close()
+
+    def _start(self, count: int, events: JobEvents) -> InstancePool:
+        request = self.request
+        resources = instance_resources(
+            request.transform_resources.instance_type, request.environment
+        )
+        reserving = f" ({resources.describe()} each)" if self.executor.name != "local" else ""
+        self.log(f"starting {count} instance(s) on the {self.executor.name} executor{reserving}")
+        spec = PoolSpec(
+            request.transform_job_name, count, resources, self.workspace, events, self.progress
+        )
+        return get_executor(self.executor).start(spec)
+
+    def _work(self, pool: InstancePool, shards: list[list[InputObject]]) -> TransformWork:
+        """What instances need; on several machines, with the model's local files."""
+        model_files = None
+        if pool.spans_machines:
+            output = self.request.transform_output.s3_output_path
+            inputs = {unit.url for shard in shards for unit in shard}
+            check_reachable([*(("input", url) for url in sorted(inputs)), ("S3OutputPath", output)])
+            model_files = ship_model(self.runtime_factory, pool)
+        return TransformWork(
+            self.request, self.runtime_factory, self.processor_factory, model_files
+        )
+
+    def _settled(self, settings: EffectiveSettings) -> None:
+        self.settings = self.settings or settings  # the first instance's, as SageMaker logs
 
     def _outcome(
         self, status: JobStatus, reason: str | None, results: list[ObjectResult]
     ) -> TransformOutcome:
         return TransformOutcome(status, reason, results, self.settings, self.progress.snapshot())
-
-
-def _stop_on_request(stop: threading.Event, finished: threading.Event, runtime: Runtime) -> None:
-    """A stop tears the model down at once, so requests in flight end now, not in minutes."""
-    while not finished.is_set():
-        if stop.wait(timeout=0.5):
-            runtime.stop()
-            return
 
 
 def data_processor(request: CreateTransformJobRequest) -> BatchProcessor:
@@ -182,19 +159,6 @@ def list_job_inputs(request: CreateTransformJobRequest) -> list[InputObject]:
 def shard_by_key(objects: list[InputObject], instances: int) -> list[list[InputObject]]:
     """SageMaker's ShardedByS3Key: the i-th object (in key order) goes to instance i mod N."""
     return [objects[index::instances] for index in range(instances)]
-
-
-def handler_workers(request: CreateTransformJobRequest) -> int:
-    """Worker processes per instance: the cores this machine can give each instance.
-
-    SAGEMAKER_MODEL_SERVER_WORKERS (the inference toolkit's knob) wins when set.
-    """
-    configured = request.environment.get("SAGEMAKER_MODEL_SERVER_WORKERS")
-    if configured and configured.isdigit():
-        return max(1, int(configured))
-    cores = max(1, (os.cpu_count() or 1) // request.transform_resources.instance_count)
-    requested = request.max_concurrent_transforms
-    return min(cores, requested) if requested else cores
 
 
 def budget_reason(request: CreateTransformJobRequest, results: list[ObjectResult]) -> str | None:

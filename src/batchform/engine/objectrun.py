@@ -32,6 +32,8 @@ class ObjectResult:
     batches: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    #: What the pipeline read of it (decompressed), as progress counted it.
+    bytes_read: int = 0
 
     @property
     def succeeded(self) -> bool:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from batchform import storage
+from batchform.engine.executors.base import ProgressCounter
 from batchform.engine.invoker import BatchInvoker, BatchProcessor
 from batchform.engine.objectrun import ObjectResult, ObjectRun
-from batchform.engine.progress import JobProgress
 from batchform.engine.settings import EffectiveSettings
 from batchform.errors import (
     BatchformError,
@@ -38,7 +38,7 @@ class InstanceJob:
     name: str
     request: CreateTransformJobRequest
     objects: list[InputObject]
-    progress: JobProgress
+    progress: ProgressCounter
     stop: threading.Event
     log: Callable[[str], None]
     processor: BatchProcessor
@@ -109,6 +109,7 @@ class InstancePipeline:
             else:
                 batcher.add(chunk)
                 self._job.progress.add(bytes_read=len(chunk))
+                run.result.bytes_read += len(chunk)
             while not run.failed and batcher.has_batch():
                 self._send(run, batcher.next_batch(), pool)
             if not chunk:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from batchform.engine.executors import ExecutorSettings, get_executor
 from batchform.errors import BatchformError
 from batchform.jobs import lifecycle
 from batchform.jobs.lifecycle import JobStatus
@@ -39,6 +40,8 @@ class RunnerSettings:
     heartbeat_seconds: float = 2.0
     #: A job whose server has not heartbeated for this long is taken over.
     stale_after_seconds: float = 10.0
+    #: Where jobs' instances run; each worker gets it on its command line.
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
 
 @dataclass
@@ -51,8 +54,10 @@ class JobRunner:
     _wake: threading.Event = field(default_factory=threading.Event)
     _closing: threading.Event = field(default_factory=threading.Event)
     _loop: threading.Thread | None = None
+    _executor: ExecutorSettings | None = None
 
     def start(self) -> None:
+        self._executor = prepared(self.settings.executor)
         self._loop = threading.Thread(target=self._serve, name="job-runner", daemon=True)
         self._loop.start()
 
@@ -174,12 +179,31 @@ class JobRunner:
         command = [
             *(sys.executable, "-m", "batchform.jobs.worker", name, "--kind", kind),
             *("--owner", self.owner, "--heartbeat", str(self.settings.heartbeat_seconds)),
+            *executor_arguments(self._executor or self.settings.executor),
         ]
         environment = {**os.environ, DATABASE_URL_ENV: self.store.url}
         with log_file.open("ab") as log:
             return subprocess.Popen(
                 command, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
+
+
+def prepared(executor: ExecutorSettings) -> ExecutorSettings:
+    """Check the executor is installed; for Ray without an address, start one here that
+    every job worker joins (instead of each starting its own)."""
+    get_executor(executor)  # ConfigurationError with the install hint, before any job
+    if executor.name != "ray" or executor.address or os.environ.get("RAY_ADDRESS"):
+        return executor
+    from batchform.engine.executors.ray import local_cluster
+
+    return ExecutorSettings(executor.name, local_cluster())
+
+
+def executor_arguments(executor: ExecutorSettings) -> list[str]:
+    arguments = ["--executor", executor.name]
+    if executor.address:
+        arguments += ["--ray-address", executor.address]
+    return arguments
 
 
 def _signal(process: subprocess.Popen[bytes], sig: int) -> None:

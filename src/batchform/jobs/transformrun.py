@@ -15,6 +15,7 @@ import orjson
 
 from batchform import config
 from batchform.engine import parts
+from batchform.engine.executors import ExecutorSettings
 from batchform.engine.job import TransformJob, TransformOutcome, list_job_inputs
 from batchform.engine.ledger import (
     FinishedObject,
@@ -58,7 +59,7 @@ class TransformRun:
     request: CreateTransformJobRequest
     model: ModelReference
     echo: Callable[[str], None] | None = None
-    executor: str = "local"
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     resume: bool = False
     progress: JobProgress = field(default_factory=JobProgress)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -154,7 +155,11 @@ class TransformRun:
         (self.job_dir / "job.json").write_bytes(orjson.dumps(definition))
 
 
-def resume_run(job_name: str, echo: Callable[[str], None] | None = None) -> TransformRun:
+def resume_run(
+    job_name: str,
+    echo: Callable[[str], None] | None = None,
+    executor: ExecutorSettings | None = None,
+) -> TransformRun:
     """A TransformRun that finishes job `job_name` from its ledger."""
     path = job_dir(job_name) / "job.json"
     if not path.exists():
@@ -162,7 +167,9 @@ def resume_run(job_name: str, echo: Callable[[str], None] | None = None) -> Tran
     definition = orjson.loads(path.read_bytes())
     request = parse_transform_request(definition["request"])
     model = ModelReference(**definition["model"])
-    return TransformRun(request, model, echo=echo, resume=True)
+    return TransformRun(
+        request, model, echo=echo, resume=True, executor=executor or ExecutorSettings()
+    )
 
 
 def model_dict(model: ModelReference) -> dict[str, Any]:

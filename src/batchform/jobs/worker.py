@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from batchform.engine.executors import ExecutorSettings
 from batchform.engine.job import TransformOutcome
 from batchform.engine.ledger import Ledger, ResumeRefused
 from batchform.engine.settings import EffectiveSettings
@@ -47,6 +48,8 @@ class JobWorker:
     heartbeat_seconds: float
     stop: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
+    #: Where the job's instances run (the server's --executor and --ray-address).
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
     def claimed_row(self) -> Row:
         row = self.store.get(self.table, self.name)
@@ -96,7 +99,7 @@ class TransformWorker(JobWorker):
     run: TransformRun = field(init=False)
 
     def main(self) -> None:
-        self.run = transform_run(self.claimed_row())
+        self.run = transform_run(self.claimed_row(), self.executor)
         self.run.stop = self.stop
         self.start_heartbeat()
         try:
@@ -138,7 +141,9 @@ class TrainingWorker(JobWorker):
     def main(self) -> None:
         row = self.claimed_row()
         request = parse_training_request(row["request"])
-        self.run = TrainingRun(request, stop=self.stop, on_status=lambda _: self._statuses())
+        self.run = TrainingRun(
+            request, stop=self.stop, on_status=lambda _: self._statuses(), executor=self.executor
+        )
         self.start_heartbeat()
         outcome = self.run.run()
         if self.released.is_set() and outcome.status is JobStatus.STOPPED:
@@ -164,11 +169,11 @@ class TrainingWorker(JobWorker):
         }
 
 
-def transform_run(row: Row) -> TransformRun:
+def transform_run(row: Row, executor: ExecutorSettings | None = None) -> TransformRun:
     request = parse_transform_request(row["request"])
     model = ModelReference(**row["model"])
     resume = bool(row["resume"]) and _has_ledger(request.transform_job_name)
-    return TransformRun(request, model, resume=resume)
+    return TransformRun(request, model, resume=resume, executor=executor or ExecutorSettings())
 
 
 def _has_ledger(job_name: str) -> bool:
@@ -199,16 +204,23 @@ def main() -> None:
     parser.add_argument("--kind", choices=("transform", "training"), default="transform")
     parser.add_argument("--owner", required=True)
     parser.add_argument("--heartbeat", type=float, default=2.0)
+    parser.add_argument("--executor", default="local")
+    parser.add_argument("--ray-address")
     args = parser.parse_args()
+    executor = ExecutorSettings(args.executor, args.ray_address)
     os.nice(NICENESS)
     # The URL comes through the environment: it may hold a password, which command
     # lines show to every user of the machine.
     store = Store(os.environ[DATABASE_URL_ENV], migrate=False)
     worker: TransformWorker | TrainingWorker
     if args.kind == "training":
-        worker = TrainingWorker(store, TRAINING_JOBS, args.job, args.owner, args.heartbeat)
+        worker = TrainingWorker(
+            store, TRAINING_JOBS, args.job, args.owner, args.heartbeat, executor=executor
+        )
     else:
-        worker = TransformWorker(store, TRANSFORM_JOBS, args.job, args.owner, args.heartbeat)
+        worker = TransformWorker(
+            store, TRANSFORM_JOBS, args.job, args.owner, args.heartbeat, executor=executor
+        )
     try:
         worker.main()
     finally:

@@ -164,15 +164,28 @@ def _folder_kind(image: str) -> str:
     )
 
 
-def runtime_factory(model: ModelReference, options: RuntimeOptions) -> RuntimeFactory:
-    """A factory making one runtime per instance, with the model's Environment beneath the job's."""
-    builder = _BUILDERS[runtime_kind(model)]
+@dataclass(frozen=True)
+class ModelRuntimes:
+    """Makes one runtime per instance, with the model's Environment beneath the job's.
 
-    def make(context: RuntimeContext) -> Runtime:
-        environment = {**model.environment, **context.environment}
-        return builder(model, replace(context, environment=environment), options)
+    A value (not a closure) so that it can travel to an instance on another machine,
+    and so that an executor can see which model's files must travel with it.
+    """
 
-    return make
+    model: ModelReference
+    options: RuntimeOptions
+    kind: str
+
+    def __call__(self, context: RuntimeContext) -> Runtime:
+        environment = {**self.model.environment, **context.environment}
+        return _BUILDERS[self.kind](
+            self.model, replace(context, environment=environment), self.options
+        )
+
+
+def runtime_factory(model: ModelReference, options: RuntimeOptions) -> ModelRuntimes:
+    """A factory making one runtime per instance; ConfigurationError if the model cannot run."""
+    return ModelRuntimes(model, options, runtime_kind(model))
 
 
 def local_folder(image: str) -> str:

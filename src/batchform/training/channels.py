@@ -85,20 +85,35 @@ class CopiedChannel:
 
 
 def copy_channel(
-    channel: ChannelSpec, target: Path, check: Callable[[], None] = lambda: None
+    channel: ChannelSpec,
+    target: Path,
+    check: Callable[[], None] = lambda: None,
+    shard: tuple[int, int] = (0, 1),
 ) -> CopiedChannel:
-    """Copy every object of `channel` below `target`; `check` may raise to interrupt.
+    """Copy every object of `channel` (this host's share of them) below `target`;
+    `check` may raise to interrupt.
 
     `check` runs between chunks, so a stop or a runtime limit takes effect within one
     chunk even in the middle of a large object.
     """
-    objects = list_inputs(channel.uri, channel.data_type)
+    objects = host_share(channel, list_inputs(channel.uri, channel.data_type), shard)
     total = 0
     for obj in objects:
         check()
         destination = local_path(target, local_key(channel, obj.key))
         total += _copy_object(obj, channel.compression, destination, check)
     return CopiedChannel(channel.name, len(objects), total)
+
+
+def host_share(
+    channel: ChannelSpec, objects: list[InputObject], shard: tuple[int, int]
+) -> list[InputObject]:
+    """The objects host `index` of `count` gets: all of them (FullyReplicated), or with
+    ShardedByS3Key every count-th in key order, as SageMaker deals them."""
+    index, count = shard
+    if channel.distribution != "ShardedByS3Key" or count < 2:
+        return objects
+    return objects[index::count]
 
 
 def local_key(channel: ChannelSpec, key: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,42 @@ from batchform.runtimes.workspace import Workspace, create_workspace
 from batchform.spec.training import CreateTrainingJobRequest
 from batchform.training.channels import ChannelSpec
 
-#: The one host a job runs on here, named as SageMaker names the first instance.
+#: The first (or only) host of a job, named as SageMaker names the first instance.
 HOST = "algo-1"
+#: The port the first host's training code may listen on for its peers, by default.
+MASTER_PORT = 7777
 _INTERFACE = "eth0"
 _GROUP = "homogeneousCluster"
 # The toolkit keeps these out of SM_HPS: they configure the framework, not the script.
 _FRAMEWORK_PREFIX = "sagemaker_"
+
+
+def host_names(count: int) -> tuple[str, ...]:
+    """SageMaker's names for a job's hosts: algo-1 … algo-N."""
+    return tuple(f"algo-{number}" for number in range(1, count + 1))
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    """Which of a job's hosts this one is, and how its training code reaches the others.
+
+    SageMaker makes `algo-N` resolvable inside its network; here those names resolve
+    nowhere, so each host's address travels beside them (`addresses`), and the first
+    host's is handed out as the rendezvous point (SM_MASTER_ADDR / MASTER_ADDR).
+    """
+
+    index: int = 0
+    hosts: tuple[str, ...] = (HOST,)
+    addresses: Mapping[str, str] = field(default_factory=dict)
+    master_port: int = MASTER_PORT
+
+    @property
+    def name(self) -> str:
+        return self.hosts[self.index]
+
+    @property
+    def primary(self) -> bool:
+        return self.index == 0
 
 
 class TrainingWorkspace(Workspace):
@@ -50,7 +81,10 @@ class TrainingWorkspace(Workspace):
 
 
 def create_training_workspace(
-    root: Path, request: CreateTrainingJobRequest, channels: list[ChannelSpec]
+    root: Path,
+    request: CreateTrainingJobRequest,
+    channels: list[ChannelSpec],
+    host: HostIdentity | None = None,
 ) -> TrainingWorkspace:
     """Make the folders and write hyperparameters, inputdataconfig and resourceconfig.json."""
     workspace = TrainingWorkspace(create_workspace(root).root)
@@ -65,7 +99,7 @@ def create_training_workspace(
     files = {
         "hyperparameters.json": hyperparameters(request),
         "inputdataconfig.json": input_data_config(channels),
-        "resourceconfig.json": resource_config(request),
+        "resourceconfig.json": resource_config(request, host),
     }
     for name, content in files.items():
         (workspace.config_dir / name).write_text(json.dumps(content), encoding="utf-8")
@@ -92,27 +126,56 @@ def input_data_config(channels: list[ChannelSpec]) -> dict[str, dict[str, str]]:
     }
 
 
-def resource_config(request: CreateTrainingJobRequest) -> dict[str, Any]:
-    """resourceconfig.json of a single-host job, with the instance-group keys newer
-    toolkits read."""
-    resources = request.resource_config
-    groups = resources.instance_groups or []
-    group = groups[0].instance_group_name if groups else _GROUP
-    kind = resources.instance_type or (groups[0].instance_type if groups else "local")
+def resource_config(
+    request: CreateTrainingJobRequest, host: HostIdentity | None = None
+) -> dict[str, Any]:
+    """resourceconfig.json as SageMaker writes it on `host`: every host of the job, and
+    the instance groups with the hosts of each."""
+    host = host or HostIdentity()
+    groups = _groups(request, host.hosts)
+    current = next(group for group in groups if host.name in group["hosts"])
     return {
-        "current_host": HOST,
-        "current_instance_type": kind,
-        "current_group_name": group,
-        "hosts": [HOST],
-        "instance_groups": [{"instance_group_name": group, "instance_type": kind, "hosts": [HOST]}],
+        "current_host": host.name,
+        "current_instance_type": current["instance_type"],
+        "current_group_name": current["instance_group_name"],
+        "hosts": list(host.hosts),
+        "instance_groups": groups,
         "network_interface_name": _INTERFACE,
     }
 
 
+def _groups(request: CreateTrainingJobRequest, hosts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Hosts dealt to InstanceGroups in order (one homogeneous group without them)."""
+    resources = request.resource_config
+    declared = resources.instance_groups or []
+    if not declared:
+        kind = resources.instance_type or "local"
+        return [{"instance_group_name": _GROUP, "instance_type": kind, "hosts": list(hosts)}]
+    groups: list[dict[str, Any]] = []
+    taken = 0
+    for group in declared:
+        count = group.instance_count if len(declared) > 1 else len(hosts)
+        members = list(hosts[taken : taken + count])
+        taken += count
+        groups.append(
+            {
+                "instance_group_name": group.instance_group_name,
+                "instance_type": group.instance_type,
+                "hosts": members,
+            }
+        )
+    groups[0]["hosts"] += list(hosts[taken:])  # never leave a host without a group
+    return groups
+
+
 def training_environment(
-    workspace: TrainingWorkspace, request: CreateTrainingJobRequest, channels: list[ChannelSpec]
+    workspace: TrainingWorkspace,
+    request: CreateTrainingJobRequest,
+    channels: list[ChannelSpec],
+    host: HostIdentity | None = None,
 ) -> dict[str, str]:
     """The variables `train` starts with; the job's Environment comes last and wins."""
+    host = host or HostIdentity()
     hps = toolkit_hyperparameters(hyperparameters(request))
     environment = {
         "SAGEMAKER_BASE_DIR": str(workspace.root),
@@ -127,14 +190,32 @@ def training_environment(
         **_per_hyperparameter(hps),
         "SM_NUM_CPUS": str(_cpu_count()),
         "SM_NUM_GPUS": "0",
-        "SM_HOSTS": _compact([HOST]),
-        "SM_CURRENT_HOST": HOST,
+        "SM_HOSTS": _compact(list(host.hosts)),
+        "SM_CURRENT_HOST": host.name,
         "SM_NETWORK_INTERFACE_NAME": _INTERFACE,
-        "SM_RESOURCE_CONFIG": _compact(resource_config(request)),
+        "SM_RESOURCE_CONFIG": _compact(resource_config(request, host)),
         "SM_INPUT_DATA_CONFIG": _compact(input_data_config(channels)),
+        **_peers(host),
     }
     environment.update(request.environment)
     return environment
+
+
+def _peers(host: HostIdentity) -> dict[str, str]:
+    """Where a distributed job's hosts meet, for hosts whose names do not resolve:
+    SM_MASTER_ADDR/PORT (and torch's MASTER_ADDR/PORT) name the first host's address and
+    a port free there; BATCHFORM_HOST_ADDRESSES maps every host name to its address."""
+    if len(host.hosts) < 2:
+        return {}
+    master = host.addresses.get(host.hosts[0], "127.0.0.1")
+    port = str(host.master_port)
+    return {
+        "SM_MASTER_ADDR": master,
+        "SM_MASTER_PORT": port,
+        "MASTER_ADDR": master,
+        "MASTER_PORT": port,
+        "BATCHFORM_HOST_ADDRESSES": _compact(dict(host.addresses)),
+    }
 
 
 def toolkit_hyperparameters(raw: Mapping[str, str]) -> dict[str, Any]:

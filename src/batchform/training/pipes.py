@@ -23,7 +23,7 @@ from pathlib import Path
 
 from batchform.errors import StorageError
 from batchform.storage import InputObject, list_inputs
-from batchform.training.channels import ChannelSpec
+from batchform.training.channels import ChannelSpec, host_share
 from batchform.training.fifo import create_fifo, open_when_read, write_all
 from batchform.training.streams import Prefetcher, channel_chunks
 
@@ -157,15 +157,20 @@ class PipeFeeders:
 
 
 def start_feeders(
-    channels: list[ChannelSpec], data_dir: Path, log: Log, check: Callable[[], None]
+    channels: list[ChannelSpec],
+    data_dir: Path,
+    log: Log,
+    check: Callable[[], None],
+    shard: tuple[int, int] = (0, 1),
 ) -> PipeFeeders:
-    """List each Pipe channel's objects (once, as SageMaker does), create its epoch-0
-    FIFO and start feeding it. `check` may raise between channels to interrupt."""
+    """List each Pipe channel's objects (once, as SageMaker does; this host's share of
+    them), create its epoch-0 FIFO and start feeding it. `check` may raise between
+    channels to interrupt."""
     feeders = PipeFeeders()
     try:
         for channel in (channel for channel in channels if channel.piped):
             check()
-            objects = list_inputs(channel.uri, channel.data_type)
+            objects = host_share(channel, list_inputs(channel.uri, channel.data_type), shard)
             feeder = ChannelFeeder(channel, objects, data_dir, log)
             feeder.start()
             feeders.feeders.append(feeder)

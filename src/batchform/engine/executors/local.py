@@ -1,47 +1,88 @@
-"""Runs each instance of a job as threads of this process (the default executor)."""
+"""Runs each instance of a job in threads of this process (the default executor).
+
+An instance's model runs in its own processes either way; here the instance's pipeline
+is a thread, its workspace a folder of the job's, and its events reach the job directly.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
-from batchform.engine.objectrun import ObjectResult
+from batchform.engine.executors.base import (
+    InMemory,
+    InstanceContext,
+    PoolSpec,
+    Shared,
+    Task,
+)
 
-InstanceTask = Callable[[], list[ObjectResult]]
+#: Where local instances are reached (training hosts meet there).
+LOOPBACK = "127.0.0.1"
 
 
 class LocalExecutor:
-    """One thread per instance; each instance's model runs in its own processes."""
-
     name = "local"
 
-    def run(self, tasks: list[InstanceTask], stop: threading.Event) -> list[list[ObjectResult]]:
-        results: list[list[ObjectResult] | None] = [None] * len(tasks)
-        errors: list[BaseException] = []
-        remaining = threading.Semaphore(0)
+    @classmethod
+    def from_settings(cls, settings: object) -> LocalExecutor:
+        """Nothing to set: threads need no address."""
+        return cls()
 
-        def run_one(index: int) -> None:
-            try:
-                results[index] = tasks[index]()
-            except BaseException as exc:  # re-raised in the caller's thread below
-                errors.append(exc)
-                stop.set()  # an instance that cannot run stops the others, as in SageMaker
-            finally:
-                remaining.release()
+    def start(self, spec: PoolSpec) -> LocalPool:
+        return LocalPool(spec)
 
-        for index in range(len(tasks)):
-            threading.Thread(
-                target=run_one, args=(index,), name=f"instance-{index + 1}", daemon=True
-            ).start()
-        # Semaphore waits, not Thread.join: a Ctrl-C inside join() can make later joins
-        # return early; here an interrupt stops the instances and still waits for them.
-        waited = 0
-        while waited < len(tasks):
+
+class LocalPool:
+    """One context per instance; each submitted task runs in a thread of its own."""
+
+    spans_machines = False
+
+    def __init__(self, spec: PoolSpec) -> None:
+        self._spec = spec
+        # The machine's cores shared out: each instance's model gets its part.
+        self._cpus = max(1, (os.cpu_count() or 1) // spec.count)
+        self._contexts = [self._context(index) for index in range(spec.count)]
+
+    @property
+    def count(self) -> int:
+        return self._spec.count
+
+    def _context(self, index: int) -> InstanceContext:
+        def emit(event: object) -> None:
+            self._spec.on_event(index, event)
+
+        workspace = os.path.join(self._spec.workspace, f"instance-{index + 1}")
+        progress = self._spec.progress
+        return InstanceContext(index, workspace, self._cpus, progress, emit, node=LOOPBACK)
+
+    def submit(self, index: int, task: Task) -> Future[Any]:
+        future: Future[Any] = Future()
+        context = self._contexts[index]
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
             try:
-                if remaining.acquire(timeout=0.2):
-                    waited += 1
-            except KeyboardInterrupt:
-                stop.set()
-        if errors:
-            raise errors[0]
-        return [result or [] for result in results]
+                future.set_result(task(context))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name=f"{context.name}-task", daemon=True).start()
+        return future
+
+    def replace(self, index: int) -> bool:
+        return True  # a thread is never lost on its own: the instance is still there
+
+    def share(self, data: bytes) -> Shared:
+        return InMemory(data)
+
+    def stop(self) -> None:
+        for context in self._contexts:
+            context.stop.set()
+
+    def close(self) -> None:
+        for context in self._contexts:
+            context.cleanup.close()
