@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchform.endpoints.proxy import AsyncPool, ProxyAnswer
+from batchform.engine.executors import ExecutorSettings
 from batchform.errors import (
+    BatchformError,
     ConfigurationError,
     InvocationError,
     ModelConnectionError,
@@ -29,6 +31,9 @@ from batchform.errors import (
 )
 from batchform.runtimes.base import Runtime, RuntimeContext
 from batchform.runtimes.registry import ModelReference, local_folder, pool_size, runtime_kind
+
+if TYPE_CHECKING:
+    from batchform.endpoints.placed import PlacedRuntime, PlacedVariant
 
 #: SageMaker's limit on how long a real-time model may take to answer.
 INVOCATION_TIMEOUT = 60.0
@@ -46,13 +51,14 @@ class VariantSpec:
     model: ModelReference
     instance_count: int
     weight: float = 1.0
+    instance_type: str | None = None
 
 
 @dataclass
 class Instance:
     variant: str
     instance_id: str
-    runtime: Runtime
+    runtime: Runtime | PlacedRuntime
     in_flight: int = 0
     served: int = 0
     pool: AsyncPool | None = field(default=None, repr=False)
@@ -98,21 +104,33 @@ def _address(url: str) -> tuple[str, int]:
 class EndpointHost:
     """The running instances of one endpoint configuration."""
 
-    def __init__(self, endpoint: str, variants: Sequence[VariantSpec], root: Path, log: Log):
+    def __init__(
+        self,
+        endpoint: str,
+        variants: Sequence[VariantSpec],
+        root: Path,
+        log: Log,
+        executor: ExecutorSettings | None = None,
+    ):
         self.endpoint = endpoint
         self.variants = list(variants)
         self.root = root
         self.log = log
+        self.executor = executor or ExecutorSettings()
         self.instances: list[Instance] = []
         self._lock = threading.Lock()
+        # Instances an executor other than the local one placed, until they start.
+        self._placed: dict[str, PlacedRuntime] = {}
+        self._pools: list[PlacedVariant] = []
 
     def start(self) -> None:
         """Start every instance at once; any failure stops the others and is raised."""
-        planned = [
-            (variant, index)
-            for variant in self.variants
-            for index in range(1, variant.instance_count + 1)
-        ]
+        try:
+            self._place()
+        except BatchformError:
+            self.stop()
+            raise
+        planned = [(variant, index) for variant in self.variants for index in _indices(variant)]
         with ThreadPoolExecutor(max_workers=max(1, len(planned))) as pool:
             futures = [pool.submit(self._start_instance, v, i) for v, i in planned]
             errors = [future.exception() for future in futures]
@@ -127,6 +145,31 @@ class EndpointHost:
             instance.runtime.stop()
             if instance.pool is not None:
                 instance.pool.close()
+        for placed in self._pools:
+            placed.close()
+
+    def _place(self) -> None:
+        """With a cluster executor, put each variant's instances on its machines."""
+        if self.executor.name == "local":
+            return
+        from batchform.endpoints.placed import place_variant
+
+        for variant in self.variants:
+            if runtime_kind(variant.model) == "http":
+                continue  # a model server already running somewhere: nothing to place
+            ids = [_instance_id(self.endpoint, variant, i) for i in _indices(variant)]
+            placed = place_variant(
+                self.endpoint,
+                variant.model,
+                variant.name,
+                variant.instance_type,
+                ids,
+                self.executor,
+                str(self.root / variant.name),
+                self.log,
+            )
+            self._pools.append(placed)
+            self._placed.update(zip(ids, placed.runtimes, strict=True))
 
     def watch(self) -> None:
         """Replace model processes that have exited (called every second or so)."""
@@ -190,8 +233,18 @@ class EndpointHost:
         return random.choices(names, weights=weights if sum(weights) > 0 else None)[0]
 
     def _start_instance(self, variant: VariantSpec, index: int) -> Instance:
-        instance_id = f"i-{self.endpoint}-{variant.name}-{index}".lower()
+        instance_id = _instance_id(self.endpoint, variant, index)
         stream = f"{variant.name}/{instance_id}"
+        runtime = self._placed.pop(instance_id, None) or self._local_runtime(
+            variant, index, instance_id, stream
+        )
+        runtime.start()
+        self.log(stream, f"instance {instance_id} of variant {variant.name} is serving")
+        return Instance(variant.name, instance_id, runtime)
+
+    def _local_runtime(
+        self, variant: VariantSpec, index: int, instance_id: str, stream: str
+    ) -> Runtime:
         workspace = self.root / variant.name / str(index)
         workspace.mkdir(parents=True, exist_ok=True)
         context = RuntimeContext(
@@ -200,14 +253,25 @@ class EndpointHost:
             environment={**variant.model.environment},
             log=lambda line: self.log(stream, line),
         )
-        runtime = instance_runtime(variant.model, context)
-        runtime.start()
-        self.log(stream, f"instance {instance_id} of variant {variant.name} is serving")
-        return Instance(variant.name, instance_id, runtime)
+        return instance_runtime(variant.model, context)
 
 
-def instance_runtime(model: ModelReference, context: RuntimeContext) -> Runtime:
-    """One instance's model process (not started), whatever kind of model it is."""
+def _indices(variant: VariantSpec) -> range:
+    return range(1, variant.instance_count + 1)
+
+
+def _instance_id(endpoint: str, variant: VariantSpec, index: int) -> str:
+    return f"i-{endpoint}-{variant.name}-{index}".lower()
+
+
+def instance_runtime(
+    model: ModelReference, context: RuntimeContext, bind: str | None = None
+) -> Runtime:
+    """One instance's model process (not started), whatever kind of model it is.
+
+    `bind` is the address a handler's server listens on (loopback unless given); a
+    container's `serve` chooses its own.
+    """
     from batchform.runtimes.http import HttpRuntime
     from batchform.runtimes.process import ProcessRuntime, ServeSettings, runtime_for_container
 
@@ -234,6 +298,8 @@ def instance_runtime(model: ModelReference, context: RuntimeContext) -> Runtime:
         return runtime
     code_dir, environment = _handler_code(model, kind)
     command = [sys.executable, "-m", "batchform.cli", "serve-handler", code_dir]
+    if bind is not None:
+        command += ["--host", bind]
     context = RuntimeContext(
         instance_name=context.instance_name,
         workspace=context.workspace,

@@ -20,6 +20,7 @@ from pathlib import Path
 from batchform import config
 from batchform.endpoints.hosting import INVOCATION_TIMEOUT, EndpointHost, Instance, VariantSpec
 from batchform.endpoints.proxy import ProxyAnswer
+from batchform.engine.executors import ExecutorSettings
 from batchform.errors import (
     BatchformError,
     ConfigurationError,
@@ -56,8 +57,10 @@ def log_path(name: str) -> Path:
 
 
 class EndpointManager:
-    def __init__(self, on_status: StatusCallback) -> None:
+    def __init__(self, on_status: StatusCallback, executor: ExecutorSettings | None = None) -> None:
         self.on_status = on_status
+        #: Where instances run: model processes of this machine, or actors of a cluster.
+        self.executor = executor or ExecutorSettings()
         self._hosts: dict[str, EndpointHost] = {}
         self._logs: dict[str, JobLog] = {}
         self._starting: dict[str, threading.Event] = {}
@@ -94,7 +97,7 @@ class EndpointManager:
     ) -> None:
         log = self._log(name)
         root = endpoint_dir(name) / f"instances-{int(time.time() * 1000)}"
-        host = EndpointHost(name, variants, root, log.write)
+        host = EndpointHost(name, variants, root, log.write, self.executor)
         try:
             host.start()
         except BatchformError as exc:

@@ -70,6 +70,10 @@ class ShippedModel:
 
     def factory(self, context: InstanceContext) -> RuntimeFactory:
         """Unpack the files into the instance's workspace; runtimes use them from there."""
+        return replace(self.runtimes, model=self.unpacked(context))
+
+    def unpacked(self, context: InstanceContext) -> ModelReference:
+        """The model as found in the instance's workspace once its files are unpacked."""
         root = Path(context.workspace) / "_shipped"
         model = self.runtimes.model
         if self.image is not None:
@@ -79,7 +83,7 @@ class ShippedModel:
             root.mkdir(parents=True, exist_ok=True)
             (root / "model.tar.gz").write_bytes(self.model_data.get())
             model = replace(model, model_data_url=str(root / "model.tar.gz"))
-        return replace(self.runtimes, model=model)
+        return model
 
 
 def ship_model(factory: RuntimeFactory, pool: InstancePool) -> ShippedModel | None:

@@ -57,7 +57,7 @@ class Service:
         self.store = Store(self.settings.database_url)
         self.runner = JobRunner(self.store, self.settings.runner)
         self.training = TrainingJobs(self.store, self.runner)
-        self.endpoints = Endpoints(self.store, model_reference)
+        self.endpoints = Endpoints(self.store, model_reference, self.settings.runner.executor)
 
     def start(self) -> None:
         self.runner.start()

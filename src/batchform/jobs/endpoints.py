@@ -14,6 +14,7 @@ from typing import Any
 
 from batchform.endpoints.hosting import VariantSpec
 from batchform.endpoints.manager import EndpointAnswer, EndpointManager
+from batchform.engine.executors import ExecutorSettings
 from batchform.errors import EndpointNotFound, InvalidRequest
 from batchform.jobs import resources
 from batchform.jobs.resources import DEFAULT_ACCOUNT, required_name
@@ -33,10 +34,15 @@ _SERVING = ("Creating", "Updating", "InService")
 
 
 class Endpoints:
-    def __init__(self, store: Store, model_reference: ModelResolver) -> None:
+    def __init__(
+        self,
+        store: Store,
+        model_reference: ModelResolver,
+        executor: ExecutorSettings | None = None,
+    ) -> None:
         self.store = store
         self.model_reference = model_reference
-        self.manager = EndpointManager(self._status_changed)
+        self.manager = EndpointManager(self._status_changed, executor)
 
     def operations(self) -> dict[str, Operation]:
         return {
@@ -207,6 +213,7 @@ class Endpoints:
                     model=self.model_reference(model["request"]),
                     instance_count=int(variant.get("InitialInstanceCount") or 1),
                     weight=float(variant.get("InitialVariantWeight", 1.0)),
+                    instance_type=variant.get("InstanceType"),
                 )
             )
         return variants
