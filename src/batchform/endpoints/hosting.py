@@ -199,6 +199,19 @@ class EndpointHost:
             chosen.served += 1
             return chosen
 
+    def describe_instances(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {
+                    "variant": instance.variant,
+                    "instance_id": instance.instance_id,
+                    "serving": instance.url is not None,
+                    "in_flight": instance.in_flight,
+                    "served": instance.served,
+                }
+                for instance in self.instances
+            ]
+
     def done(self, instance: Instance) -> None:
         with self._lock:
             instance.in_flight -= 1

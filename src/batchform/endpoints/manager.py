@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from batchform import config
 from batchform.endpoints.hosting import INVOCATION_TIMEOUT, EndpointHost, Instance, VariantSpec
 from batchform.endpoints.proxy import ProxyAnswer
+from batchform.endpoints.stats import InvocationStats
 from batchform.engine.executors import ExecutorSettings
 from batchform.errors import (
     BatchformError,
@@ -67,6 +69,7 @@ class EndpointManager:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self.stats = InvocationStats()
 
     def start(self) -> None:
         self._watchdog = threading.Thread(target=self._watch, name="endpoint-watchdog", daemon=True)
@@ -137,10 +140,17 @@ class EndpointManager:
             _retire(host)
         if log is not None:
             log.close()
+        self.stats.forget(name)
 
     def serving(self, name: str) -> bool:
         with self._lock:
             return name in self._hosts
+
+    def instances(self, name: str) -> list[dict[str, Any]]:
+        """The endpoint's model processes as they serve now (none while it starts)."""
+        with self._lock:
+            host = self._hosts.get(name)
+        return [] if host is None else host.describe_instances()
 
     # Invoking
 
@@ -152,8 +162,10 @@ class EndpointManager:
         target_variant: str | None,
     ) -> EndpointAnswer:
         host = self._host(name)
+        started = time.monotonic()
         try:
             instance, answer = host.invoke(body, headers, target_variant)
+            self.stats.record(name, time.monotonic() - started, 200 <= answer.status < 300)
         except ConfigurationError as exc:
             raise InvalidRequest(str(exc)) from exc
         except (ModelConnectionError, ModelTimeoutError) as exc:
@@ -180,7 +192,9 @@ class EndpointManager:
                 pool = instance.async_pool()
                 if pool is None:
                     raise ModelConnectionError(f"instance {instance.instance_id} is restarting")
+                started = time.monotonic()
                 answer = await pool.post("/invocations", body, headers, INVOCATION_TIMEOUT)
+                self.stats.record(name, time.monotonic() - started, 200 <= answer.status < 300)
                 return _answer(name, instance, answer)
             except (ModelConnectionError, ModelTimeoutError) as exc:
                 tried.append(instance)

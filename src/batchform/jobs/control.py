@@ -21,12 +21,13 @@ from batchform.errors import (
     ResourceLimitExceeded,
     ResourceNotFound,
 )
-from batchform.jobs import lifecycle, resources
+from batchform.jobs import lifecycle, progressview, resources
 from batchform.jobs.endpoints import Endpoints
 from batchform.jobs.lifecycle import JobStatus
 from batchform.jobs.resources import required_name
 from batchform.jobs.runner import JobRunner, RunnerSettings
 from batchform.jobs.store import MODELS, TRANSFORM_JOBS, AlreadyExists, Row, Store
+from batchform.jobs.timeseries import TimeSeriesRecorder
 from batchform.jobs.trainingjobs import TrainingJobs
 from batchform.jobs.transformrun import (
     log_path,
@@ -58,12 +59,15 @@ class Service:
         self.runner = JobRunner(self.store, self.settings.runner)
         self.training = TrainingJobs(self.store, self.runner)
         self.endpoints = Endpoints(self.store, model_reference, self.settings.runner.executor)
+        self.timeseries = TimeSeriesRecorder(self.store, self.settings.runner.heartbeat_seconds)
 
     def start(self) -> None:
         self.runner.start()
         self.endpoints.start()
+        self.timeseries.start()
 
     def close(self, timeout: float = 60.0) -> None:
+        self.timeseries.close()
         self.endpoints.close()
         self.runner.shutdown(timeout)
         self.store.close()
@@ -184,6 +188,10 @@ class Service:
         row = self._job(required_name(body, "TransformJobName"))
         lifecycle.request_stop(self.store, TRANSFORM_JOBS, row)
         return {}
+
+    def transform_job_view(self, name: str) -> dict[str, Any]:
+        """Progress, objects, retries, dead letters and series of a job (the console's)."""
+        return progressview.job_view(self._job(name))
 
     def job_log(self, name: str) -> Path:
         self._job(name)

@@ -181,6 +181,11 @@ class Endpoints:
             name, body, invocation_headers(content_type, accept, custom_attributes), target_variant
         )
 
+    def live(self, name: str) -> dict[str, Any]:
+        """The endpoint's instances and its recent invocations (the console's view)."""
+        self._endpoint(name)
+        return {"instances": self.manager.instances(name), **self.manager.stats.summary(name)}
+
     def check_invocable(self, name: str) -> None:
         if not self.manager.serving(name) and self.store.get(ENDPOINTS, name) is None:
             raise EndpointNotFound(f"Endpoint {name} of account {DEFAULT_ACCOUNT} not found.")
