@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# System packages the tests need (model servers written in other languages, and a
-# PostgreSQL server that tests/pgserver.py starts on loopback).
+# System packages the tests need (model servers written in other languages, a
+# PostgreSQL server that tests/pgserver.py starts on loopback, and the chromium the
+# web console's browser tests drive through Playwright).
 set -euo pipefail
 
 # True when PostgreSQL server binaries are installed: on PATH, or where Debian puts
@@ -21,6 +22,7 @@ have_postgres_server() {
 missing=()
 command -v perl >/dev/null 2>&1 || missing+=(perl)
 have_postgres_server || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=(); else SUDO=(sudo); fi
@@ -32,5 +34,10 @@ fi
 
 if ! have_postgres_server; then
   echo "test-deps: PostgreSQL server binaries (initdb, postgres) still not found" >&2
+  exit 1
+fi
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test-deps: chromium still not found" >&2
   exit 1
 fi

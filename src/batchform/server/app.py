@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from batchform.console import console_routes
 from batchform.errors import ServiceError
 from batchform.jobs.logs import TRAINING_LOG_GROUP, TRANSFORM_LOG_GROUP
 from batchform.server import protocol, sts
@@ -177,7 +178,7 @@ def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -
     """The ASGI app; starting it starts the job runner, stopping it hands jobs back.
 
     API calls (POST /) go straight to `Api`; Starlette routes the rest (health, metrics,
-    and later the console) and runs the lifespan.
+    the console) and runs the lifespan.
     """
 
     @contextlib.asynccontextmanager
@@ -194,6 +195,7 @@ def create_app(service: Service, access_keys: Mapping[str, str] | None = None) -
         Route("/", api, methods=["POST"]),
         Route("/healthz", _healthz(service), methods=["GET"]),
         Route("/metrics", _metrics(service), methods=["GET"]),
+        *console_routes(service, access_keys),
     ]
     rest = Starlette(routes=routes, lifespan=lifespan)
 
