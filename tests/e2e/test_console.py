@@ -336,3 +336,38 @@ def test_with_auth_the_console_asks_for_an_access_key_first(browser: Any, tmp_pa
         with urllib.request.urlopen(f"{secured.url}/console/transform-jobs", timeout=10) as answer:
             assert urllib.parse.urlsplit(answer.url).path == "/console/login"
             assert b"Sign in" in answer.read()
+
+
+def test_a_training_jobs_page_shows_its_statuses_hyperparameters_log_and_artifacts(
+    page: Any, server: Server, tmp_path: Path
+) -> None:
+    data = tmp_path / "train"
+    data.mkdir()
+    (data / "rows.csv").write_text("1,2\n3,4\n")
+    server.client().create_training_job(
+        TrainingJobName="perl-fit",
+        AlgorithmSpecification={
+            "TrainingImage": str(ROOT / "tests" / "models" / "perl_train"),
+            "TrainingInputMode": "File",
+        },
+        RoleArn="arn:aws:iam::111111111111:role/SageMakerRole",
+        HyperParameters={"mode": "fit", "scale": "2"},
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(data)}},
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": str(tmp_path / "models")},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
+    page.goto("/console/training-jobs")
+    page.get_by_role("link", name="perl-fit").click()
+    page.wait_for_selector("#training-status .badge-completed")
+    timeline = page.locator("#training-status .timeline").inner_text()
+    for status in ("Starting", "Downloading", "Training", "Uploading", "Completed"):
+        assert status in timeline
+    assert "scale" in page.locator("#hyperparameters").inner_text()
+    assert "model.tar.gz" in page.locator("#training-status").inner_text()
+    page.wait_for_function("document.getElementById('log').textContent.includes('loss=')")

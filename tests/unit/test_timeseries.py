@@ -82,3 +82,10 @@ def test_a_resumed_runs_restarted_clock_starts_a_new_baseline() -> None:
     ]
     [point] = points(series)
     assert point.records_per_second == pytest.approx(10.0)
+
+
+def test_cpu_is_measured_over_a_window_long_enough_for_clock_ticks() -> None:
+    # 10 ms ticks land unevenly in half-second steps; the window evens them out.
+    series = [_sample(t / 2, t / 2, t, t, 0.0, cpu=0.01 * (t // 2), rss=1) for t in range(12)]
+    rates = [point.cpu_percent for point in points(series)[4:]]
+    assert rates == [pytest.approx(1.0)] * len(rates)  # one tick a second: 1% of a core

@@ -28,6 +28,8 @@ from batchform.jobs.store import TRANSFORM_JOBS, Row, Store
 from batchform.jobs.transformrun import job_dir
 
 SERIES_NAME = "timeseries.jsonl"
+#: The shortest span CPU use is measured over (clock ticks are 10 ms).
+CPU_WINDOW_SECONDS = 2.0
 #: Samples kept per job when read: enough for hours at the default interval.
 MAX_POINTS = 2000
 _WORKER_MODULE = "batchform.jobs.worker"
@@ -67,7 +69,7 @@ def sample(row: Row, usage: tuple[float, int] | None, now: float) -> dict[str, A
 def points(samples: list[dict[str, Any]]) -> list[Point]:
     """Rates between consecutive samples (a job's first sample only sets the baseline)."""
     found = []
-    for before, after in itertools.pairwise(samples):
+    for index, (before, after) in enumerate(itertools.pairwise(samples), 1):
         span = after.get("elapsed", 0.0) - before.get("elapsed", 0.0)
         if span <= 0:
             continue  # the same heartbeat twice, or a resumed run's clock starting again
@@ -78,15 +80,25 @@ def points(samples: list[dict[str, Any]]) -> list[Point]:
                 at=after["t"],
                 records_per_second=max(0.0, (after["records"] - before["records"]) / span),
                 latency_ms=None if latency is None else latency * 1000,
-                cpu_percent=_cpu_percent(before, after, after["t"] - before["t"]),
+                cpu_percent=_cpu_percent(samples, index),
                 memory_mb=after["rss"] / 2**20 if "rss" in after else None,
             )
         )
     return found
 
 
-def _cpu_percent(before: dict[str, Any], after: dict[str, Any], span: float) -> float | None:
-    if "cpu" not in after or span <= 0:
+def _cpu_percent(samples: list[dict[str, Any]], index: int) -> float | None:
+    """CPU use up to sample `index`, over at least CPU_WINDOW_SECONDS where the series
+    allows: CPU time is counted in clock ticks, too coarse for half-second steps."""
+    after = samples[index]
+    if "cpu" not in after:
+        return None
+    start = index - 1
+    while start > 0 and after["t"] - samples[start]["t"] < CPU_WINDOW_SECONDS:
+        start -= 1
+    before = samples[start]
+    span = after["t"] - before["t"]
+    if span <= 0:
         return None
     # A model process that was replaced takes its CPU time with it: never a negative rate.
     used = float(after["cpu"]) - float(before.get("cpu", 0.0))
