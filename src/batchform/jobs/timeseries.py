@@ -97,7 +97,7 @@ def _cpu_percent(samples: list[dict[str, Any]], index: int) -> float | None:
     while start > 0 and after["t"] - samples[start]["t"] < CPU_WINDOW_SECONDS:
         start -= 1
     before = samples[start]
-    span = after["t"] - before["t"]
+    span = float(after["t"]) - float(before["t"])
     if span <= 0:
         return None
     # A model process that was replaced takes its CPU time with it: never a negative rate.
