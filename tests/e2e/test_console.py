@@ -67,11 +67,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def page(browser: Any, server: Server) -> Iterator[Any]:
+def page(browser: Any, server: Server, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1366, "height": 900}, base_url=server.url)
     context.set_default_timeout(TIMEOUT_MS)
     opened = context.new_page()
     yield opened
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        print(f"--- page {opened.url} ---\n{opened.locator('body').inner_text()[:4000]}")
+        print(f"--- server log ---\n{server.log()[-4000:]}")
     context.close()  # closes its event streams before the server stops
 
 
@@ -146,6 +150,15 @@ def test_create_a_job_from_the_form_and_watch_it_complete(
     page.wait_for_function("document.getElementById('log').textContent.includes('Completed')")
     assert "MaxConcurrentTransforms=2" in page.locator("#log").inner_text()
 
+    # Cloning fills the form with the job's settings under a new name.
+    page.get_by_role("link", name="Clone").click()
+    assert page.get_by_label("Input location").input_value() == str(source)
+    assert page.get_by_label("Batch strategy").input_value() == "SingleRecord"
+    assert page.get_by_label("Job name").input_value().startswith("from-the-form-")
+    page.get_by_label("Job name").fill("from-the-form-again")
+    page.get_by_role("button", name="Create job").click()
+    page.wait_for_selector("#job-status h1 .badge-completed")
+
     # An object's output opens from its row.
     page.locator("#objects").get_by_role("link").first.click()
     assert page.locator("body").inner_text().splitlines()[:2] == ["0,0", "0,1"]
@@ -153,6 +166,14 @@ def test_create_a_job_from_the_form_and_watch_it_complete(
 
 def test_the_form_shows_the_servers_own_validation_messages(page: Any, server: Server) -> None:
     page.goto("/console/transform-jobs/new")
+    # Every control has a label (screen readers and get_by_label rely on it).
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('#create-job input:not([type=hidden]),'
+                 + '#create-job select, #create-job textarea')]
+             .filter(el => !document.querySelector(`label[for="${el.id}"]`))
+             .map(el => el.name)"""
+    )
+    assert unlabelled == []
     page.get_by_label("Model").select_option("echo")
     page.get_by_label("Output location").fill("/tmp/anywhere")
     page.get_by_label("Max payload (MB)").fill("200")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import orjson
 import pytest
 
-from batchform.jobs.timeseries import points, sample
+from batchform.jobs.timeseries import MAX_POINTS, points, read_samples, sample, series_path
 
 
 def _sample(t: float, elapsed: float, records: int, calls: int, latency: float, **extra: float):
@@ -89,3 +92,17 @@ def test_cpu_is_measured_over_a_window_long_enough_for_clock_ticks() -> None:
     series = [_sample(t / 2, t / 2, t, t, 0.0, cpu=0.01 * (t // 2), rss=1) for t in range(12)]
     rates = [point.cpu_percent for point in points(series)[4:]]
     assert rates == [pytest.approx(1.0)] * len(rates)  # one tick a second: 1% of a core
+
+
+def test_a_long_series_is_read_from_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHFORM_HOME", str(tmp_path))
+    path = series_path("long-job")
+    path.parent.mkdir(parents=True)
+    lines = [orjson.dumps(_sample(t, t, t * 10, t, 0.0)) for t in range(MAX_POINTS * 3)]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    samples = read_samples("long-job")
+    assert len(samples) == MAX_POINTS + 1
+    assert samples[-1]["t"] == MAX_POINTS * 3 - 1
+    assert [s["t"] for s in samples] == list(range(MAX_POINTS * 2 - 1, MAX_POINTS * 3))

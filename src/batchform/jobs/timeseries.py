@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +33,8 @@ SERIES_NAME = "timeseries.jsonl"
 CPU_WINDOW_SECONDS = 2.0
 #: Samples kept per job when read: enough for hours at the default interval.
 MAX_POINTS = 2000
+#: Enough bytes for one sample's line (they are about 150).
+_LINE_BYTES = 256
 _WORKER_MODULE = "batchform.jobs.worker"
 _RUNNING = (JobStatus.IN_PROGRESS.value, JobStatus.STOPPING.value)
 
@@ -106,11 +109,18 @@ def _cpu_percent(samples: list[dict[str, Any]], index: int) -> float | None:
 
 
 def read_samples(job_name: str) -> list[dict[str, Any]]:
+    """The job's newest MAX_POINTS + 1 samples, read from the end of its file."""
     path = series_path(job_name)
     try:
-        lines = path.read_bytes().splitlines()
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = max(0, size - (MAX_POINTS + 1) * _LINE_BYTES)
+            handle.seek(start)
+            lines = handle.read().splitlines()
     except FileNotFoundError:
         return []
+    if start > 0:
+        lines = lines[1:]  # the first line read is probably cut
     samples = []
     for line in lines[-(MAX_POINTS + 1) :]:
         with contextlib.suppress(orjson.JSONDecodeError):  # a line cut by a crash
