@@ -2,14 +2,16 @@
 
 An asyncio HTTP/1.1 client with keep-alive connections per model process: the server
 answers InvokeEndpoint without handing each request to a thread, which would cost more
-than a small model's prediction. Only what the serving contract needs: POST with a
-Content-Length body; answers delimited by Content-Length, chunked coding or the close.
+than a small model's prediction. Each connection is an `asyncio.Protocol` that parses
+the answer from the bytes as they arrive and wakes the request once, when it is whole:
+no stream reader, no task and no extra event-loop turn per read. Only what the serving
+contract needs: POST with a Content-Length body; answers delimited by Content-Length,
+chunked coding or the close.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,14 +29,59 @@ class ProxyAnswer:
     body: bytes
 
 
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection to a model process; one request at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
         self.reused = False
+        self.closed = False
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[ProxyAnswer, bool]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is not None and not self._waiter.done():
+            self._settle(closed=False)
+
+    def eof_received(self) -> bool:
+        return False  # close our side too: an answer ended by the close is complete now
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._settle(closed=True, error=exc)
+
+    def request(self, data: bytes) -> asyncio.Future[tuple[ProxyAnswer, bool]]:
+        """Send a request; the future gets the answer and whether the connection can
+        carry another."""
+        assert self.transport is not None
+        self._buffer.clear()
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self._waiter
 
     def close(self) -> None:
-        self.writer.close()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _settle(self, closed: bool, error: Exception | None = None) -> None:
+        assert self._waiter is not None
+        try:
+            parsed = parse_answer(self._buffer, closed)
+        except ValueError as exc:
+            self._waiter.set_exception(exc)
+            return
+        if parsed is not None:
+            self._waiter.set_result(parsed)
+        elif closed:
+            reason = error or ConnectionResetError("the model closed the connection")
+            self._waiter.set_exception(reason)
 
 
 class AsyncPool:
@@ -56,11 +103,13 @@ class AsyncPool:
             # A deadline on this task rather than wait_for's task per request: one
             # event-loop round less on every invocation.
             async with asyncio.timeout(timeout):
-                answer, reusable = await _exchange(connection, self.host, path, body, headers)
+                answer, reusable = await connection.request(
+                    _request(self.host, path, body, headers)
+                )
         except TimeoutError:
             connection.close()
             raise ModelTimeoutError(timeout) from None
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             connection.close()
             if connection.reused:
                 return await self.post(path, body, headers, timeout)
@@ -75,39 +124,51 @@ class AsyncPool:
     async def _connection(self) -> _Connection:
         while self._idle:
             connection = self._idle.pop()
-            if not connection.reader.at_eof():
+            if not connection.closed:
                 connection.reused = True
                 return connection
-            connection.close()
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_LINE)
+            _, connection = await loop.create_connection(_Connection, self.host, self.port)
         except OSError as exc:
             raise ModelConnectionError(f"model at {self.host}:{self.port}: {exc}") from exc
-        return _Connection(reader, writer)
+        return connection
 
     def _release(self, connection: _Connection, reusable: bool) -> None:
-        if reusable and len(self._idle) < self.keep:
+        if reusable and not connection.closed and len(self._idle) < self.keep:
             self._idle.append(connection)
         else:
             connection.close()
 
 
-async def _exchange(
-    connection: _Connection, host: str, path: str, body: bytes, headers: dict[str, str]
-) -> tuple[ProxyAnswer, bool]:
+def _request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    connection.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-    await connection.writer.drain()
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def parse_answer(buffer: bytearray, closed: bool) -> tuple[ProxyAnswer, bool] | None:
+    """The final answer in `buffer` and whether the connection stays usable, or None
+    while more bytes are needed; 1xx interim answers are skipped. `closed`: the model
+    closed the connection, which ends a body that has no length."""
+    start = 0
     while True:
-        # The whole head in one read: each await costs more than parsing a few lines.
-        status, answer_headers = _head(await connection.reader.readuntil(b"\r\n\r\n"))
+        end = buffer.find(b"\r\n\r\n", start)
+        if end < 0:
+            if len(buffer) - start > MAX_LINE:
+                raise ValueError(f"an answer head longer than {MAX_LINE} bytes")
+            return None
+        status, headers = _head(bytes(buffer[start:end]))
+        start = end + 4
         if status >= 200:
-            break  # 1xx interim answers are skipped
-    content, reusable = await _body(connection.reader, answer_headers)
-    if answer_headers.get("connection", "").lower() == "close":
+            break
+    framed = _body(buffer, start, headers, closed)
+    if framed is None:
+        return None
+    body, reusable = framed
+    if headers.get("connection", "").lower() == "close":
         reusable = False
-    return ProxyAnswer(status, answer_headers, content), reusable
+    return ProxyAnswer(status, headers, body), reusable
 
 
 def _head(raw: bytes) -> tuple[int, dict[str, str]]:
@@ -115,7 +176,7 @@ def _head(raw: bytes) -> tuple[int, dict[str, str]]:
     parts = lines[0].split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
         raise ValueError(f"not an HTTP answer: {lines[0][:80]!r}")
-    if len(lines) > MAX_HEADERS + 3:
+    if len(lines) > MAX_HEADERS + 1:
         raise ValueError(f"more than {MAX_HEADERS} headers")
     headers: dict[str, str] = {}
     for line in lines[1:]:
@@ -125,24 +186,42 @@ def _head(raw: bytes) -> tuple[int, dict[str, str]]:
     return int(parts[1]), headers
 
 
-async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> tuple[bytes, bool]:
-    """The body and whether the connection can carry another request."""
+def _body(
+    buffer: bytearray, start: int, headers: dict[str, str], closed: bool
+) -> tuple[bytes, bool] | None:
+    """The body from `start` and whether the connection can carry another request."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return await _chunked(reader), True
+        chunks = _chunked(buffer, start)
+        return None if chunks is None else (chunks, True)
     length = headers.get("content-length")
     if length is not None:
-        return await reader.readexactly(int(length)), True
-    return await reader.read(), False
+        end = start + int(length)
+        return (bytes(buffer[start:end]), True) if len(buffer) >= end else None
+    return (bytes(buffer[start:]), False) if closed else None
 
 
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
+def _chunked(buffer: bytearray, start: int) -> bytes | None:
+    """A whole chunked body from `start` (trailers skipped), or None if incomplete."""
     chunks: list[bytes] = []
+    position = start
     while True:
-        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[position:line_end]).split(b";")[0].strip() or b"0", 16)
+        position = line_end + 2
         if size == 0:
-            with contextlib.suppress(asyncio.IncompleteReadError):
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-            return b"".join(chunks)
-        chunks.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+            trailers_end = _trailers_end(buffer, position)
+            return None if trailers_end is None else b"".join(chunks)
+        if len(buffer) < position + size + 2:
+            return None
+        chunks.append(bytes(buffer[position : position + size]))
+        position += size + 2
+
+
+def _trailers_end(buffer: bytearray, position: int) -> int | None:
+    """Where the trailer section (possibly empty) after the last chunk ends."""
+    if buffer.startswith(b"\r\n", position):
+        return position + 2
+    end = buffer.find(b"\r\n\r\n", position)
+    return None if end < 0 else end + 4
