@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import Future
 from typing import Any
@@ -56,6 +57,9 @@ _RELEASE_SECONDS = 5.0
 # does not make thousands of drain calls a second to this one process.
 _PUMP_ACTORS = 50
 _CLOSE_SECONDS = 30.0
+# Joining a cluster: attempts, and seconds of backoff times the attempt number.
+_JOIN_ATTEMPTS = 3
+_JOIN_BACKOFF = 2.0
 # Tasks, drains, stop and close run side by side on an actor's threads.
 _ACTOR_THREADS = 16
 
@@ -80,11 +84,23 @@ def connect(address: str | None = None) -> None:
     process; `ray://` addresses go through Ray Client."""
     if ray.is_initialized():
         return
-    try:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or os.environ.get("RAY_ADDRESS") or "a new local Ray instance"
-        raise ConfigurationError(f"cannot join the Ray cluster at {where}: {exc}") from exc
+    for attempt in range(1, _JOIN_ATTEMPTS + 1):
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+            return
+        except ValueError as exc:  # a malformed address: trying again cannot help
+            raise _cannot_join(address, exc) from exc
+        except (ConnectionError, RuntimeError) as exc:
+            # A busy head may be slow to start the Ray Client server it gives each
+            # client; that passes, a cluster that is not there does not.
+            if attempt == _JOIN_ATTEMPTS:
+                raise _cannot_join(address, exc) from exc
+            time.sleep(_JOIN_BACKOFF * attempt)
+
+
+def _cannot_join(address: str | None, error: Exception) -> ConfigurationError:
+    where = address or os.environ.get("RAY_ADDRESS") or "a new local Ray instance"
+    return ConfigurationError(f"cannot join the Ray cluster at {where}: {error}")
 
 
 def local_cluster() -> str:
