@@ -287,6 +287,19 @@ def test_the_lists_filter_and_sort(page: Any, server: Server, tmp_path: Path) ->
     assert "fail_on_marker" in page.locator("main").inner_text()
 
 
+def test_a_list_with_running_jobs_keeps_itself_current(
+    page: Any, server: Server, tmp_path: Path
+) -> None:
+    source = csv_inputs(tmp_path / "in", objects=1, rows=6)
+    create_job(server, "listed-while-running", "very-slow", source, BatchStrategy="SingleRecord")
+    page.goto("/console/transform-jobs?name=listed-while-running")
+    page.evaluate("window.stillTheSamePage = true")
+    row = page.locator("#resource-list tbody tr")
+    assert row.locator(".badge-inprogress").count() == 1
+    page.wait_for_selector("#resource-list .badge-completed")
+    assert page.evaluate("window.stillTheSamePage") is True
+
+
 def test_an_endpoints_try_it_form_returns_a_prediction(page: Any, server: Server) -> None:
     sagemaker = server.client()
     sagemaker.create_model(
@@ -323,6 +336,10 @@ def test_posts_without_the_pages_csrf_token_are_refused(server: Server, tmp_path
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 403
+    # No page may load anything from elsewhere, nor be framed by another site.
+    with urllib.request.urlopen(f"{server.url}/console/transform-jobs", timeout=10) as answer:
+        policy = answer.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     status = server.client().describe_transform_job(TransformJobName="csrf-target")
     assert status["TransformJobStatus"] != "Stopped"
     server.client().stop_transform_job(TransformJobName="csrf-target")

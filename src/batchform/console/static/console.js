@@ -75,7 +75,25 @@
     if (first) first.focus();
   }
 
+  // A list with jobs or endpoints still changing reloads its rows until none is.
+  function refreshList(table) {
+    var every = parseInt(table.getAttribute("data-refresh"), 10);
+    var timer = setInterval(function () {
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(table.id);
+          if (!fresh) return;
+          table.tBodies[0].innerHTML = fresh.tBodies[0].innerHTML;
+          if (!fresh.hasAttribute("data-refresh")) clearInterval(timer);
+        })
+        .catch(function () { /* try again at the next tick */ });
+    }, every);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("table[data-refresh]").forEach(refreshList);
     document.querySelectorAll("[data-events]").forEach(follow);
     document.querySelectorAll("form[data-validate]").forEach(validateAsYouGo);
     var answer = document.getElementById("try-answer");
