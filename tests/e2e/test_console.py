@@ -287,6 +287,22 @@ def test_the_lists_filter_and_sort(page: Any, server: Server, tmp_path: Path) ->
     assert "fail_on_marker" in page.locator("main").inner_text()
 
 
+def test_the_lists_work_from_the_keyboard(page: Any, server: Server) -> None:
+    page.goto("/console/models")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    for _ in range(12):  # past the filters to the first sortable column
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent").startswith("Name"):
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/models?*sort=Name*")
+    names = list_names(page)
+    assert names == sorted(names)
+
+
 def test_a_list_with_running_jobs_keeps_itself_current(
     page: Any, server: Server, tmp_path: Path
 ) -> None:

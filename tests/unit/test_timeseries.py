@@ -106,3 +106,10 @@ def test_a_long_series_is_read_from_its_end(
     assert len(samples) == MAX_POINTS + 1
     assert samples[-1]["t"] == MAX_POINTS * 3 - 1
     assert [s["t"] for s in samples] == list(range(MAX_POINTS * 2 - 1, MAX_POINTS * 3))
+
+
+def test_records_arriving_in_pairs_still_read_as_a_steady_rate() -> None:
+    # Two records every 0.2 s, sampled every 0.5 s: steps of 4 or 6, a steady 10/s.
+    series = [_sample(t / 2, t / 2, int(t / 2 / 0.2) * 2, t, 0.0) for t in range(16)]
+    rates = [point.records_per_second for point in points(series)[4:]]
+    assert rates == [pytest.approx(10.0, abs=0.6)] * len(rates)

@@ -12,7 +12,6 @@ out of step with the heartbeats does not make a steady job look jagged.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import threading
 import time
@@ -29,8 +28,8 @@ from batchform.jobs.store import TRANSFORM_JOBS, Row, Store
 from batchform.jobs.transformrun import job_dir
 
 SERIES_NAME = "timeseries.jsonl"
-#: The shortest span CPU use is measured over (clock ticks are 10 ms).
-CPU_WINDOW_SECONDS = 2.0
+#: The shortest span a rate is measured over, where the series is long enough.
+WINDOW_SECONDS = 2.0
 #: Samples kept per job when read: enough for hours at the default interval.
 MAX_POINTS = 2000
 #: Enough bytes for one sample's line (they are about 150).
@@ -70,12 +69,19 @@ def sample(row: Row, usage: tuple[float, int] | None, now: float) -> dict[str, A
 
 
 def points(samples: list[dict[str, Any]]) -> list[Point]:
-    """Rates between consecutive samples (a job's first sample only sets the baseline)."""
+    """The rates up to each sample (a job's first sample only sets the baseline).
+
+    Each rate is measured back over at least WINDOW_SECONDS of the job's own clock where
+    the series allows: a half-second step holds too few records or CPU clock ticks to
+    read steadily.
+    """
     found = []
-    for index, (before, after) in enumerate(itertools.pairwise(samples), 1):
-        span = after.get("elapsed", 0.0) - before.get("elapsed", 0.0)
-        if span <= 0:
+    for index in range(1, len(samples)):
+        after = samples[index]
+        if after.get("elapsed", 0.0) <= samples[index - 1].get("elapsed", 0.0):
             continue  # the same heartbeat twice, or a resumed run's clock starting again
+        before = samples[_window_start(samples, index)]
+        span = float(after["elapsed"]) - float(before.get("elapsed", 0.0))
         calls = after["invocations"] - before["invocations"]
         latency = (after["latency_sum"] - before["latency_sum"]) / calls if calls > 0 else None
         found.append(
@@ -83,25 +89,31 @@ def points(samples: list[dict[str, Any]]) -> list[Point]:
                 at=after["t"],
                 records_per_second=max(0.0, (after["records"] - before["records"]) / span),
                 latency_ms=None if latency is None else latency * 1000,
-                cpu_percent=_cpu_percent(samples, index),
+                cpu_percent=_cpu_percent(before, after),
                 memory_mb=after["rss"] / 2**20 if "rss" in after else None,
             )
         )
     return found
 
 
-def _cpu_percent(samples: list[dict[str, Any]], index: int) -> float | None:
-    """CPU use up to sample `index`, over at least CPU_WINDOW_SECONDS where the series
-    allows: CPU time is counted in clock ticks, too coarse for half-second steps."""
-    after = samples[index]
-    if "cpu" not in after:
-        return None
+def _window_start(samples: list[dict[str, Any]], index: int) -> int:
+    """The sample a rate up to `index` is measured from: WINDOW_SECONDS back, or as far
+    as the run goes (never across a resumed run's restarted clock)."""
+    end = float(samples[index].get("elapsed", 0.0))
     start = index - 1
-    while start > 0 and after["t"] - samples[start]["t"] < CPU_WINDOW_SECONDS:
+    while start > 0:
+        earlier, current = samples[start - 1], samples[start]
+        if earlier.get("elapsed", 0.0) >= current.get("elapsed", 0.0):
+            break
+        if end - float(current.get("elapsed", 0.0)) >= WINDOW_SECONDS:
+            break
         start -= 1
-    before = samples[start]
+    return start
+
+
+def _cpu_percent(before: dict[str, Any], after: dict[str, Any]) -> float | None:
     span = float(after["t"]) - float(before["t"])
-    if span <= 0:
+    if "cpu" not in after or span <= 0:
         return None
     # A model process that was replaced takes its CPU time with it: never a negative rate.
     used = float(after["cpu"]) - float(before.get("cpu", 0.0))
