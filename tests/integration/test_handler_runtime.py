@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from multiprocessing.connection import Connection
 from pathlib import Path
 
+import crc32c
 import psutil
 import pytest
 
 from batchform.errors import ModelConnectionError, ModelTimeoutError, RuntimeStartError
-from batchform.runtimes.base import InvocationRequest, RuntimeContext
-from batchform.runtimes.handler import HandlerRuntime
+from batchform.runtimes.base import InvocationRequest, InvocationResponse, RuntimeContext
+from batchform.runtimes.handler import HandlerRuntime, _Worker
 from batchform.runtimes.handler_module import find_handler
+from batchform.runtimes.spool import SPOOL_MIN_BYTES
 
 HANDLERS = Path(__file__).resolve().parents[1] / "handlers"
 
@@ -65,3 +72,53 @@ def test_printed_lines_reach_the_log_with_the_instance_name(tmp_path: Path) -> N
 def test_a_failing_model_fn_fails_start_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(RuntimeStartError, match=r"model\.bin is missing"):
         runtime("broken", tmp_path, []).start()
+
+
+def spooled_call(rt: HandlerRuntime, payload: bytes) -> InvocationResponse:
+    return rt.invoke(InvocationRequest(payload, "text/csv", "text/csv", 30, spool_answer=True))
+
+
+def test_large_payloads_and_answers_travel_as_memfds_with_exact_bytes(tmp_path: Path) -> None:
+    payload = b"".join(b"%d,%d\n" % (i, i * 3) for i in range(200_000))  # over 1 MB
+    rt = runtime("misbehaving", tmp_path, [], workers=2)
+    with rt:
+        answers = [spooled_call(rt, payload) for _ in range(4)]
+        small = spooled_call(rt, b"1,2\n")
+        inline = call(rt, payload)
+    for answer in answers:
+        assert answer.spooled is not None and answer.body == b""
+        assert answer.spooled.read() == payload
+        assert answer.spooled.header() == (len(payload), crc32c.crc32c(payload), True)
+        answer.spooled.close()
+    assert small.spooled is None and small.body == b"1,2\n"
+    assert inline == payload
+
+
+def test_a_worker_dying_before_its_spooled_answer_is_replaced(tmp_path: Path) -> None:
+    rt = runtime("misbehaving", tmp_path, [], workers=1)
+    big = b"x" * (SPOOL_MIN_BYTES + 1)
+    with rt:
+        with pytest.raises(ModelConnectionError, match="exited with code 3"):
+            spooled_call(rt, b"CRASH" + big)  # the payload itself went as a memfd
+        answer = spooled_call(rt, big)
+        assert answer.spooled is not None and answer.spooled.read() == big
+        answer.spooled.close()
+        assert rt.restarts == 1
+
+
+def test_an_answer_whose_descriptor_never_arrives_is_a_connection_error(tmp_path: Path) -> None:
+    """The worker said an answer was spooled, then died before passing the memfd."""
+    parent, child = socket.socketpair()
+    exited = subprocess.Popen([sys.executable, "-c", "raise SystemExit(9)"])
+    exited.wait()
+    worker = _Worker(exited, Connection(os.dup(parent.fileno())), parent)
+    with Connection(child.detach()) as other_end:
+        other_end.send(("spooled", "text/csv", 10, 0, True))
+    rt = runtime("misbehaving", tmp_path, [])
+    request = InvocationRequest(b"1\n", "text/csv", "text/csv", 5, spool_answer=True)
+    before = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(ModelConnectionError, match="exited with code 9"):
+        rt._exchange(worker, request)
+    assert set(os.listdir("/proc/self/fd")) <= before
+    worker.conn.close()
+    worker.sock.close()

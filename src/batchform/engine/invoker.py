@@ -27,11 +27,15 @@ from batchform.errors import (
 from batchform.records.batch import Batch
 from batchform.records.batching import split_batch
 from batchform.runtimes.base import InvocationRequest, InvocationResponse, Runtime
+from batchform.runtimes.spool import SpooledBody
 from batchform.spec.enums import AssembleWith
 from batchform.spec.transform import CreateTransformJobRequest
 
 #: How much of a bad record a dead letter keeps.
 DEAD_LETTER_RECORD_CAP = 64 * 1024
+
+#: A piece of an object's output: bytes, or an answer still in its spool file.
+Segment = bytes | SpooledBody
 
 
 class BatchProcessor(Protocol):
@@ -83,8 +87,18 @@ class DeadLetter:
 
 @dataclass
 class Answer:
-    body: bytes
+    """A batch's output, in order, as segments; and the records that failed alone."""
+
+    parts: list[Segment] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(segment_size(part) for part in self.parts)
+
+
+def segment_size(segment: Segment) -> int:
+    return len(segment) if isinstance(segment, bytes) else segment.size
 
 
 class BadRecordRate:
@@ -126,6 +140,13 @@ def assemble(body: bytes, assemble_with: AssembleWith) -> bytes:
     return body
 
 
+def assemble_spooled(body: SpooledBody, assemble_with: AssembleWith) -> list[Segment]:
+    """`assemble` for an answer left in its spool file: the newline goes after it."""
+    if assemble_with is AssembleWith.LINE and not body.ends_with_newline:
+        return [body, b"\n"]
+    return [body]
+
+
 class BatchInvoker:
     """Turns a batch into the bytes its object's output gets; thread-safe."""
 
@@ -152,6 +173,8 @@ class BatchInvoker:
         self._log = log
         self._isolate = isolate
         self._rate = BadRecordRate()
+        # Without DataProcessing nobody here reads an answer: it can stay in its spool.
+        self._spool = isinstance(processor, PassThrough)
 
     def answer(self, batch: Batch, key: str) -> Answer:
         pieces = self._presplit(batch)
@@ -173,7 +196,7 @@ class BatchInvoker:
         pieces = split_batch(batch, self._input.split_type, self._rate.pieces(batch))
         if pieces is None:
             self._rate.observe(1, 1)
-            return Answer(b"", [_dead_letter(batch, key, error)])
+            return Answer([], [_dead_letter(batch, key, error)])
         self._progress.add(bisections=1)
         return self._combine([self._attempt(piece, key) for piece in pieces])
 
@@ -186,11 +209,11 @@ class BatchInvoker:
     @staticmethod
     def _combine(answers: list[Answer]) -> Answer:
         return Answer(
-            b"".join(a.body for a in answers),
+            [part for a in answers for part in a.parts],
             [letter for a in answers for letter in a.dead_letters],
         )
 
-    def _answer_whole(self, batch: Batch) -> bytes:
+    def _answer_whole(self, batch: Batch) -> list[Segment]:
         payload = self._processor.prepare(batch)
         if self._limit and len(payload) > self._limit:
             # A filtered payload can outgrow the original (quoting, number spelling).
@@ -200,14 +223,16 @@ class BatchInvoker:
                 byte_offset=batch.offset,
             )
         if not payload:  # an InputFilter left nothing to send: SageMaker never sends b""
-            return b""
+            return []
         response = self._invoke_with_retries(payload)
+        if response.spooled is not None:
+            return assemble_spooled(response.spooled, self._output.assemble_with)
         body = self._processor.finish(batch, response.body)
-        return assemble(body, self._output.assemble_with)
+        return [assemble(body, self._output.assemble_with)]
 
     def _invoke_with_retries(self, payload: bytes) -> InvocationResponse:
         request = InvocationRequest(
-            payload, self._input.content_type, self._output.accept, self._timeout
+            payload, self._input.content_type, self._output.accept, self._timeout, self._spool
         )
         attempt = 0
         while True:

@@ -17,7 +17,8 @@ import crc32c
 import orjson
 
 from batchform import storage
-from batchform.engine.invoker import DeadLetter
+from batchform.engine.checksum import crc32c_combine
+from batchform.engine.invoker import DeadLetter, Segment, segment_size
 from batchform.storage import InputObject
 
 
@@ -64,7 +65,7 @@ class ObjectRun:
         self.dead_letters: list[DeadLetter] = []
         self._release = release
         self._lock = threading.Lock()
-        self._pending: dict[int, bytes] = {}
+        self._pending: dict[int, list[Segment]] = {}
         self._sent = 0
         self._written = 0
         self._reading_done = False
@@ -86,14 +87,15 @@ class ObjectRun:
             return self._sent - 1
 
     def deliver(
-        self, sequence: int, body: bytes, records: int, dead_letters: list[DeadLetter]
+        self, sequence: int, parts: list[Segment], records: int, dead_letters: list[DeadLetter]
     ) -> None:
         """An answer arrived; write it and every answer now in order behind it."""
         with self._lock:
             if self.failed or self._closed:
                 self._release(1)
+                _discard(parts)
                 return
-            self._pending[sequence] = body
+            self._pending[sequence] = parts
             self.result.records += records - len(dead_letters)
             self.result.bad_records += len(dead_letters)
             self.dead_letters.extend(dead_letters)
@@ -124,19 +126,31 @@ class ObjectRun:
     def _fail_locked(self, error: BaseException) -> None:
         self.result.error = error
         self._release(len(self._pending))
+        for parts in self._pending.values():
+            _discard(parts)
         self._pending.clear()
         self._abort()
 
     def _flush(self) -> None:
         while self._written in self._pending:
-            body = self._pending[self._written]
-            self._open().write(body)
-            self._crc32c = crc32c.crc32c(body, self._crc32c)
-            del self._pending[self._written]
+            parts = self._pending[self._written]
+            for part in parts:
+                self._write(part)
+            del self._pending[self._written]  # on a failure above, _fail_locked frees it
+            _discard(parts)
             self._release(1)
             self._written += 1
-            self.result.bytes_out += len(body)
             self.result.batches += 1
+
+    def _write(self, part: Segment) -> None:
+        file = self._open()
+        if isinstance(part, bytes):
+            file.write(part)
+            self._crc32c = crc32c.crc32c(part, self._crc32c)
+        else:
+            part.write_to(file)
+            self._crc32c = crc32c_combine(self._crc32c, part.crc32c, part.size)
+        self.result.bytes_out += segment_size(part)
 
     def _open(self) -> BinaryIO:
         if self._file is None:
@@ -169,3 +183,10 @@ class ObjectRun:
         if sink is not None:
             error = self.result.error or RuntimeError("aborted")
             sink.__exit__(type(error), error, error.__traceback__)
+
+
+def _discard(parts: list[Segment]) -> None:
+    """Free the spool files of answers that are written or will never be."""
+    for part in parts:
+        if not isinstance(part, bytes):
+            part.close()

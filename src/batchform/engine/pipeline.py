@@ -150,9 +150,9 @@ class InstancePipeline:
             records=batch.record_count - bad,
             bad_records=bad,
             batches=1,
-            bytes_written=len(answer.body),
+            bytes_written=answer.size,
         )
-        run.deliver(sequence, answer.body, batch.record_count, answer.dead_letters)
+        run.deliver(sequence, answer.parts, batch.record_count, answer.dead_letters)
 
     def _finalise(self, run: ObjectRun) -> ObjectResult:
         if not run.finished and not run.failed:

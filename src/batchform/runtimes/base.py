@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from batchform.runtimes.spool import SpooledBody
+
 
 @dataclass(frozen=True, slots=True)
 class ExecutionParameters:
@@ -28,12 +30,20 @@ class InvocationRequest:
     content_type: str | None
     accept: str | None
     timeout_seconds: float
+    #: The caller can take a large answer as a SpooledBody (a runtime may ignore this).
+    spool_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class InvocationResponse:
     body: bytes
     content_type: str | None = None
+    #: Set instead of `body` (which is then empty) when the answer was spooled.
+    spooled: SpooledBody | None = None
+
+    @property
+    def size(self) -> int:
+        return self.spooled.size if self.spooled is not None else len(self.body)
 
 
 @dataclass(frozen=True)

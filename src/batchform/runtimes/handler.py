@@ -32,6 +32,7 @@ from batchform.runtimes.base import (
     RuntimeContext,
 )
 from batchform.runtimes.handler_module import HandlerSource
+from batchform.runtimes.spool import SPOOL_MIN_BYTES, SpooledBody, receive_fd, send_fd, spool
 from batchform.runtimes.workspace import native_thread_limits
 
 #: How long a worker may take to import the handler and run model_fn.
@@ -44,6 +45,8 @@ STOP_GRACE_SECONDS = 2.0
 class _Worker:
     process: subprocess.Popen[bytes]
     conn: Connection
+    #: The same socket as `conn` (a duplicate descriptor), for receiving spooled answers.
+    sock: socket.socket
 
 
 class HandlerRuntime(Runtime):
@@ -109,7 +112,7 @@ class HandlerRuntime(Runtime):
             self._stopped = True
             workers, self._all = self._all, []
         for worker in workers:
-            _close_quietly(worker.conn)
+            _close_quietly(worker)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for worker in workers:
             _reap(worker, grace=max(0.0, deadline - time.monotonic()))
@@ -148,7 +151,8 @@ class HandlerRuntime(Runtime):
             daemon=True,
             name=f"{self._context.instance_name}-handler-log",
         ).start()
-        worker = _Worker(process, Connection(parent.detach()))
+        sock = socket.socket(fileno=os.dup(parent.fileno()))
+        worker = _Worker(process, Connection(parent.detach()), sock)
         with self._lock:
             self._all.append(worker)
         return worker
@@ -177,13 +181,17 @@ class HandlerRuntime(Runtime):
 
     def _exchange(self, worker: _Worker, request: InvocationRequest) -> InvocationResponse:
         try:
-            worker.conn.send((request.content_type, request.accept))
-            worker.conn.send_bytes(request.payload)
+            _send_payload(worker, request)
             if not worker.conn.poll(request.timeout_seconds):
                 raise ModelTimeoutError(request.timeout_seconds)
             reply = worker.conn.recv()
             if reply[0] == "error":
                 raise ModelError(reply[1], reply[2])
+            if reply[0] == "spooled":
+                _, content_type, size, checksum, ends_with_newline = reply
+                fd = receive_fd(worker.sock)
+                spooled = SpooledBody(fd, size, checksum, ends_with_newline)
+                return InvocationResponse(b"", content_type, spooled)
             return InvocationResponse(worker.conn.recv_bytes(), reply[1])
         except (EOFError, OSError, BrokenPipeError) as exc:
             raise ModelConnectionError(
@@ -192,7 +200,7 @@ class HandlerRuntime(Runtime):
 
     def _replace(self, worker: _Worker) -> _Worker:
         """A worker that timed out or died is killed and a fresh one loaded in its place."""
-        _close_quietly(worker.conn)
+        _close_quietly(worker)
         _reap(worker, grace=0.0)
         with self._lock:
             if worker in self._all:
@@ -213,6 +221,21 @@ class HandlerRuntime(Runtime):
         return fresh
 
 
+def _send_payload(worker: _Worker, request: InvocationRequest) -> None:
+    """A large payload goes as a memfd the worker reads in one go; small ones inline."""
+    header = (request.content_type, request.accept, request.spool_answer)
+    if len(request.payload) < SPOOL_MIN_BYTES:
+        worker.conn.send((*header, None))
+        worker.conn.send_bytes(request.payload)
+        return
+    fd = spool(request.payload)
+    try:
+        worker.conn.send((*header, len(request.payload)))
+        send_fd(worker.sock, fd)
+    finally:
+        os.close(fd)
+
+
 def _exit_code(worker: _Worker) -> int | None:
     try:
         return worker.process.wait(timeout=1)
@@ -229,6 +252,8 @@ def _reap(worker: _Worker, grace: float) -> None:
         worker.process.wait(timeout=5)
 
 
-def _close_quietly(conn: Connection) -> None:
+def _close_quietly(worker: _Worker) -> None:
     with contextlib.suppress(OSError):
-        conn.close()
+        worker.conn.close()
+    with contextlib.suppress(OSError):
+        worker.sock.close()

@@ -7,12 +7,21 @@ launched the job), loads the handler once, then answers payloads until the pair 
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sys
 from multiprocessing.connection import Connection
 
 from batchform.errors import ModelError
 from batchform.runtimes.handler_module import HandlerSource, LoadedHandler, load_handler
+from batchform.runtimes.spool import (
+    SPOOL_MIN_BYTES,
+    SpooledBody,
+    read_spooled,
+    receive_fd,
+    send_fd,
+)
 
 
 def serve(conn: Connection, source: HandlerSource) -> None:
@@ -22,13 +31,26 @@ def serve(conn: Connection, source: HandlerSource) -> None:
         conn.send(("start-error", str(exc)))
         return
     conn.send(("ready", None))
+    # The same socket, for passing descriptors; a duplicate, so each owner closes its own.
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
     while True:
         try:
-            content_type, accept = conn.recv()
-            payload = conn.recv_bytes()
+            content_type, accept, spooling, spooled_size = conn.recv()
+            payload = receive_payload(conn, sock, spooled_size)
         except (EOFError, OSError):
             return
-        answer(conn, handler, payload, content_type, accept)
+        answer(conn, handler, payload, content_type, accept, sock if spooling else None)
+
+
+def receive_payload(conn: Connection, sock: socket.socket, spooled_size: int | None) -> bytes:
+    """The request body: inline, or read in one go from the memfd the engine passed."""
+    if spooled_size is None:
+        return conn.recv_bytes()
+    fd = receive_fd(sock)
+    try:
+        return read_spooled(fd, spooled_size)
+    finally:
+        os.close(fd)
 
 
 def answer(
@@ -37,14 +59,24 @@ def answer(
     payload: bytes,
     content_type: str | None,
     accept: str | None,
+    spool_over: socket.socket | None = None,
 ) -> None:
+    """Answer one payload; a large answer goes as a memfd over `spool_over` when given."""
     try:
         body, response_type = handler.transform(payload, content_type, accept)
     except ModelError as exc:  # the handler maps every user failure to a status
         conn.send(("error", exc.status, exc.message))
         return
-    conn.send(("ok", response_type))
-    conn.send_bytes(body)
+    if spool_over is None or len(body) < SPOOL_MIN_BYTES:
+        conn.send(("ok", response_type))
+        conn.send_bytes(body)
+        return
+    spooled = SpooledBody.of(body)
+    try:
+        conn.send(("spooled", response_type, *spooled.header()))
+        send_fd(spool_over, spooled.fd)
+    finally:
+        spooled.close()
 
 
 def main() -> None:

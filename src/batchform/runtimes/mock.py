@@ -11,20 +11,27 @@ from batchform.runtimes.base import (
     InvocationResponse,
     Runtime,
 )
+from batchform.runtimes.spool import SpooledBody
 
 Answer = Callable[[bytes], bytes]
 
 
 class MockRuntime(Runtime):
-    """Calls `answer(payload)`; exceptions it raises reach the engine unchanged."""
+    """Calls `answer(payload)`; exceptions it raises reach the engine unchanged.
+
+    With `spool`, non-empty answers go back as SpooledBody whenever the caller takes
+    them, as the handler runtime's workers send large ones.
+    """
 
     def __init__(
         self,
         answer: Answer = lambda payload: payload,
         parameters: ExecutionParameters | None = None,
+        spool: bool = False,
     ) -> None:
         self._answer = answer
         self._parameters = parameters or ExecutionParameters()
+        self._spool = spool
         self._lock = threading.Lock()
         self.started = False
         self.stopped = False
@@ -39,7 +46,10 @@ class MockRuntime(Runtime):
     def invoke(self, request: InvocationRequest) -> InvocationResponse:
         with self._lock:
             self.payloads.append(request.payload)
-        return InvocationResponse(self._answer(request.payload), request.accept)
+        body = self._answer(request.payload)
+        if self._spool and request.spool_answer and body:
+            return InvocationResponse(b"", request.accept, SpooledBody.of(body))
+        return InvocationResponse(body, request.accept)
 
     def stop(self) -> None:
         self.stopped = True

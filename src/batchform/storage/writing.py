@@ -121,6 +121,10 @@ class _ObjectWriter(io.BufferedIOBase):
     def writable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        """The local file's descriptor (to copy into it in the kernel); OSError elsewhere."""
+        return self._file.fileno()
+
     def write(self, data: ReadableBuffer) -> int:
         try:
             return self._file.write(data)
