@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 import time
@@ -48,7 +49,32 @@ EXIT_USAGE = 2
 EXIT_STOPPED = 130
 
 
-@click.group()
+class _LazyGroup(click.Group):
+    """Commands kept in other modules are imported only when they run (or are listed),
+    so `batchform transform` does not pay for loading the server and training code."""
+
+    _ELSEWHERE = {
+        "check-model": ("batchform.cli_models", "check_model"),
+        "serve-handler": ("batchform.cli_models", "serve_handler"),
+        "server": ("batchform.cli_server", "server"),
+        "jobs": ("batchform.cli_server", "jobs"),
+        "models": ("batchform.cli_server", "models"),
+        "train": ("batchform.cli_train", "train"),
+        "quickstart": ("batchform.cli_train", "quickstart"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._ELSEWHERE})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._ELSEWHERE:
+            return super().get_command(ctx, cmd_name)
+        module, name = self._ELSEWHERE[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(package_name="batchform")
 def main() -> None:
     """Batch inference with SageMaker Batch Transform semantics, without AWS."""
@@ -303,18 +329,6 @@ def _latency(snap: ProgressSnapshot) -> str:
         return "-"
     return f"p50 {snap.latency_p50 * 1000:.1f} ms, p99 {snap.latency_p99 * 1000:.1f} ms"
 
-
-from batchform.cli_models import check_model, serve_handler  # noqa: E402
-from batchform.cli_server import jobs, models, server  # noqa: E402
-from batchform.cli_train import quickstart, train  # noqa: E402
-
-main.add_command(check_model)
-main.add_command(serve_handler)
-main.add_command(server)
-main.add_command(jobs)
-main.add_command(models)
-main.add_command(train)
-main.add_command(quickstart)
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,6 @@ import orjson
 
 from batchform.errors import InputFormatError, SpecValidationError
 from batchform.records.jsonpath import JsonPath
-from batchform.records.linebatch import all_records, join_lines, select_fields
 from batchform.spec.dataprocessing import (
     CSV,
     INPUT_FILTER_FIELD,
@@ -121,29 +120,33 @@ class RecordProcessor:
     # -- whole batches at once (linebatch), when the batch is plain ------------------------
 
     def _prepare_whole(self, payload: bytes) -> bytes | None:
+        from batchform.records import linebatch  # numpy: loaded by jobs that filter only
+
         if self.whole_input:
             return None
         # When finish will join these rows whole, the scan for them is kept for it.
         joins_whole = self.joins and self.input_type == CSV and self.output_type == CSV
         if self.input_filter is None:  # a join alone sends the records as they are
-            return payload if all_records(payload, batch_input=joins_whole) else None
+            return payload if linebatch.all_records(payload, batch_input=joins_whole) else None
         if self.input_type != CSV:
             return None
-        return select_fields(self.input_filter, payload, batch_input=joins_whole)
+        return linebatch.select_fields(self.input_filter, payload, batch_input=joins_whole)
 
     def _finish_whole(self, batch: Batch, response: bytes) -> bytes | None:
+        from batchform.records import linebatch
+
         if self.output_type != CSV:
             return None
         if self.joins:
             if self.input_type != CSV:
                 return None
-            joined = join_lines(batch.payload, response)
+            joined = linebatch.join_lines(batch.payload, response)
             if joined is None or self.output_filter is None:
                 return joined
-            return select_fields(self.output_filter, joined)
+            return linebatch.select_fields(self.output_filter, joined)
         if self.output_filter is None:
             return None
-        filtered = select_fields(self.output_filter, response)
+        filtered = linebatch.select_fields(self.output_filter, response)
         return filtered if filtered is None or filtered.endswith(b"\n") else filtered + b"\n"
 
     def _joined(self, batch: Batch, response: bytes) -> list[bytes]:

@@ -31,7 +31,7 @@ from batchform.runtimes.base import (
     Runtime,
     RuntimeContext,
 )
-from batchform.runtimes.handler_module import HandlerSource
+from batchform.runtimes.handler_source import HandlerSource
 from batchform.runtimes.spool import SPOOL_MIN_BYTES, SpooledBody, receive_fd, send_fd, spool
 from batchform.runtimes.workspace import native_thread_limits
 

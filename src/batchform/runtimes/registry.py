@@ -54,7 +54,7 @@ def pool_size(concurrency: int) -> int:
 
 def _handler(model: ModelReference, context: RuntimeContext, options: RuntimeOptions) -> Runtime:
     from batchform.runtimes.handler import HandlerRuntime
-    from batchform.runtimes.handler_module import HandlerSource, find_handler
+    from batchform.runtimes.handler_source import HandlerSource, find_handler
 
     program = context.environment.get("SAGEMAKER_PROGRAM")
     code_dir = local_folder(model.image) if model.image else None
@@ -100,7 +100,7 @@ def _builtin_runtime(
     """A built-in algorithm's model: its trained artifacts served by batchform's handler."""
     from batchform.algorithms import SERVING_PROGRAM
     from batchform.runtimes.handler import HandlerRuntime
-    from batchform.runtimes.handler_module import HandlerSource
+    from batchform.runtimes.handler_source import HandlerSource
     from batchform.runtimes.modeldata import extract_model_data
 
     if not model.model_data_url:
