@@ -239,6 +239,8 @@ def test_stop_a_running_job(page: Any, server: Server, tmp_path: Path) -> None:
     page.get_by_role("button", name="Stop job").click()
     page.wait_for_selector("#job-status h1 .badge-stopped")
     assert page.get_by_role("button", name="Stop job").count() == 0
+    # Nothing was left half-done: the objects say they did not run.
+    assert page.locator("#objects .badge-notrun").count() == 2
     steps = page.locator("#job-status .timeline").inner_text()
     assert "Created" in steps and "Stopped" in steps
     assert (

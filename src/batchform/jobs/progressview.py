@@ -143,24 +143,24 @@ def progress_figures(progress: dict[str, Any]) -> dict[str, Any]:
 
 
 def _objects(row: Row, summary: dict[str, Any] | None, findings: LogFindings) -> list[ObjectState]:
-    if summary is not None:
-        return [_from_summary(entry) for entry in summary.get("objects") or []]
+    """Every input object from the ledger, with the summary's exact results over it once
+    the job has ended (a stopped job's summary lists no objects: the ledger still does)."""
     state = Ledger(job_dir(row["name"]) / "ledger.jsonl").read()
     stopped = row["status"] == JobStatus.STOPPED.value
-    objects = []
-    for key in sorted(state.inputs):
+    objects: dict[str, ObjectState] = {}
+    for key in state.inputs:
         done = state.finished.get(key)
         if done is not None:
-            objects.append(
-                ObjectState(
-                    key, "Completed", done.records, done.bad_records, done.size, done.output_url
-                )
+            objects[key] = ObjectState(
+                key, "Completed", done.records, done.bad_records, done.size, done.output_url
             )
         elif key in findings.failures:
-            objects.append(ObjectState(key, "Failed", error=findings.failures[key]))
+            objects[key] = ObjectState(key, "Failed", error=findings.failures[key])
         else:
-            objects.append(ObjectState(key, "NotRun" if stopped else "Pending"))
-    return objects
+            objects[key] = ObjectState(key, "NotRun" if stopped else "Pending")
+    for entry in (summary or {}).get("objects") or []:
+        objects[entry["key"]] = _from_summary(entry)
+    return [objects[key] for key in sorted(objects)]
 
 
 def _from_summary(entry: dict[str, Any]) -> ObjectState:
