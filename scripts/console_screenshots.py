@@ -12,34 +12,15 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from playwright.sync_api import sync_playwright
-from tests.e2e.test_console import CHROMIUM_FLAGS, chromium_path, csv_inputs
+from tests.e2e.test_console import CHROMIUM_FLAGS, chromium_path, create_job, csv_inputs
 from tests.serverproc import Server, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "console"
 HANDLERS = ROOT / "tests" / "handlers"
 VIEWPORT = {"width": 1366, "height": 900}
-
-
-def job(server: Server, name: str, model: str, source: Path, **extra: Any) -> None:
-    server.client().create_transform_job(
-        TransformJobName=name,
-        ModelName=model,
-        TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(source)}},
-            "ContentType": "text/csv",
-            "SplitType": "Line",
-        },
-        TransformOutput={
-            "S3OutputPath": str(source.parent / f"{name}-out"),
-            "AssembleWith": "Line",
-        },
-        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
-        **extra,
-    )
 
 
 def seed(server: Server, work: Path) -> None:
@@ -51,14 +32,23 @@ def seed(server: Server, work: Path) -> None:
     ):
         container = {"Image": str(HANDLERS / handler), "Environment": env}
         sagemaker.create_model(ModelName=name, PrimaryContainer=container)
-    job(server, "daily-sums-2026-11-30", "csv-sum", _numbers(work / "sums", 4))
-    job(server, "parse-orders", "strict-parser", csv_inputs(work / "orders", 3, 50, marker_in=2))
-    job(server, "score-backfill", "scorer", csv_inputs(work / "backfill", 2, 400),
-        BatchStrategy="SingleRecord")  # fmt: skip
+    create_job(server, "daily-sums-2026-11-30", "csv-sum", _numbers(work / "sums", 4))
+    create_job(
+        server, "parse-orders", "strict-parser", csv_inputs(work / "orders", 3, 50, marker_in=2)
+    )
+    backfill = csv_inputs(work / "backfill", 2, 400)
+    create_job(server, "score-backfill", "scorer", backfill, BatchStrategy="SingleRecord")
     time.sleep(3)
     sagemaker.stop_transform_job(TransformJobName="score-backfill")
-    job(server, "score-reviews", "scorer", csv_inputs(work / "reviews", 6, 500),
-        BatchStrategy="SingleRecord", MaxConcurrentTransforms=4)  # fmt: skip
+    reviews = csv_inputs(work / "reviews", 6, 500)
+    create_job(
+        server,
+        "score-reviews",
+        "scorer",
+        reviews,
+        BatchStrategy="SingleRecord",
+        MaxConcurrentTransforms=4,
+    )
 
 
 def _numbers(folder: Path, objects: int) -> Path:
