@@ -23,7 +23,7 @@ class SpecValidationError(BatchformError):
         self.problems = problems
         count = len(problems)
         noun = "error" if count == 1 else "errors"
-        details = "; ".join(_describe_problem(*problem) for problem in problems)
+        details = "; ".join(describe_problem(*problem) for problem in problems)
         super().__init__(f"{count} validation {noun} detected: {details}")
 
     @property
@@ -31,7 +31,8 @@ class SpecValidationError(BatchformError):
         return [field for field, _, _ in self.problems]
 
 
-def _describe_problem(field: str, rule: str, value: object) -> str:
+def describe_problem(field: str, rule: str, value: object) -> str:
+    """One problem as SageMaker's ValidationException words it."""
     shown = "null" if value is None else str(value)
     if len(shown) > 120:
         shown = shown[:117] + "..."

@@ -11,6 +11,7 @@ from batchform.console.charts import HEIGHT, PAD, line_chart
 from batchform.console.format import duration, size
 from batchform.console.listing import Filters
 from batchform.console.sessions import Sessions
+from batchform.console.transform import place_problems
 from batchform.console.web import safe_next
 
 FORM = {
@@ -164,3 +165,26 @@ def test_a_column_header_sorts_ascending_first_then_flips() -> None:
     other = urllib.parse.parse_qs(filters.sort_link("CreationTime"))
     assert other["order"] == ["Ascending"]
     assert (filters.aria_sort("Name"), filters.aria_sort("Status")) == ("ascending", "none")
+
+
+def test_problems_land_beside_their_inputs_in_the_services_words() -> None:
+    problems = [
+        ("maxPayloadInMB", "Member must have value less than or equal to 100", 200),
+        ("transformInput.dataSource.s3DataSource.s3Uri", "Member must not be null", None),
+        ("request", "Something about the whole request", "x"),
+    ]
+    errors, general = place_problems(problems, {"Tags": "Line 1 is not KEY=VALUE: 'x'"})
+    assert errors == {
+        "MaxPayloadInMB": [
+            "Value '200' at 'maxPayloadInMB' failed to satisfy constraint: "
+            "Member must have value less than or equal to 100"
+        ],
+        forms.S3_URI: [
+            "Value 'null' at 'transformInput.dataSource.s3DataSource.s3Uri' failed to "
+            "satisfy constraint: Member must not be null"
+        ],
+        "Tags": ["Line 1 is not KEY=VALUE: 'x'"],
+    }
+    assert general == [
+        "Value 'x' at 'request' failed to satisfy constraint: Something about the whole request"
+    ]

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from batchform.console import charts, forms, live
 from batchform.console import format as formatting
 from batchform.console.web import PREFIX, Console, Refused, Visit, redirect
-from batchform.errors import BatchformError
+from batchform.errors import BatchformError, SpecValidationError, describe_problem
 from batchform.service import filesystem, parse_transform_request
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -59,58 +59,67 @@ async def _form(
     )
 
 
-def problems_by_field(
-    refusal: Refused, local: dict[str, str]
+def place_problems(
+    problems: list[tuple[str, str, object]], unreadable: dict[str, str]
 ) -> tuple[dict[str, list[str]], list[str]]:
-    """The service's problems placed beside their inputs; the rest shown above the form."""
-    errors: dict[str, list[str]] = {name: [text] for name, text in local.items()}
+    """Validation problems beside the inputs they are about, in the service's own words;
+    those about no input, for above the form."""
+    errors: dict[str, list[str]] = {name: [text] for name, text in unreadable.items()}
     general: list[str] = []
-    for path, rule, value in refusal.problems:
-        shown = "null" if value is None else str(value)
-        text = f"Value '{shown[:120]}' at '{path}' failed to satisfy constraint: {rule}"
-        target = forms.field_for_problem(path)
+    for problem in problems:
+        text = describe_problem(*problem)
+        target = forms.field_for_problem(problem[0])
         if target is None:
             general.append(text)
         else:
             errors.setdefault(target, []).append(text)
-    if not refusal.problems:
-        target = "ModelName" if "model" in refusal.message.lower() else None
-        if refusal.code == "ResourceInUse":
-            target = "TransformJobName"
-        if target is None:
-            general.append(f"{refusal.code}: {refusal.message}")
-        else:
-            errors.setdefault(target, []).append(refusal.message)
     return errors, general
 
 
+#: The input a refusal other than a validation problem is about, by its code.
+_REFUSAL_FIELDS = {
+    "ResourceInUse": "TransformJobName",
+    "ResourceLimitExceeded": "TransformResources.InstanceCount",
+}
+
+
+def _refusal_field(refusal: Refused) -> str | None:
+    if refusal.message.startswith("Could not find model"):
+        return "ModelName"
+    return _REFUSAL_FIELDS.get(refusal.code)
+
+
 async def create_job(console: Console, visit: Visit) -> Response:
-    body, local = forms.body_from_form(visit.form)
+    body, unreadable = forms.body_from_form(visit.form)
     values = {name: visit.form.get(name, "") for name in forms.FIELDS}
-    try:
-        if local:
-            raise Refused("ValidationException", "Some fields could not be read")
-        await console.call("CreateTransformJob", body)
-    except Refused as refusal:
-        errors, general = problems_by_field(refusal, local)
-        return await _form(console, visit, values, errors, general, status=400)
-    return redirect(_job_url(body["TransformJobName"]))
+    if not unreadable:
+        try:
+            await console.call("CreateTransformJob", body)
+            return redirect(_job_url(body["TransformJobName"]))
+        except Refused as refusal:
+            errors, general = place_problems(refusal.problems, unreadable)
+            if not refusal.problems:
+                target = _refusal_field(refusal)
+                if target is None:
+                    general.append(f"{refusal.code}: {refusal.message}")
+                else:
+                    errors[target] = [refusal.message]
+    else:
+        errors, general = place_problems([], unreadable)
+    return await _form(console, visit, values, errors, general, status=400)
 
 
 async def validate_job(_console: Console, visit: Visit) -> Response:
     """Checks a filled form as CreateTransformJob would (without creating anything):
     the form's inline messages as the user types."""
-    body, local = forms.body_from_form(visit.form)
-    refusal: Refused | None = None
+    body, unreadable = forms.body_from_form(visit.form)
+    problems: list[tuple[str, str, object]] = []
     try:
         parse_transform_request(body)
-    except BatchformError as exc:
-        problems = getattr(exc, "problems", [])
-        refusal = Refused("ValidationException", str(exc), list(problems))
-    if refusal is None and not local:
-        return JSONResponse({"errors": {}, "general": []})
-    errors, general = problems_by_field(refusal or Refused("ValidationException", "", []), local)
-    return JSONResponse({"errors": errors, "general": [g for g in general if g.strip(": ")]})
+    except SpecValidationError as exc:
+        problems = exc.problems
+    errors, general = place_problems(problems, unreadable)
+    return JSONResponse({"errors": errors, "general": general})
 
 
 # A job's page
