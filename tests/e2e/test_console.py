@@ -427,3 +427,23 @@ def test_a_training_jobs_page_shows_its_statuses_hyperparameters_log_and_artifac
     assert "scale" in page.locator("#hyperparameters").inner_text()
     assert "model.tar.gz" in page.locator("#training-status").inner_text()
     page.wait_for_function("document.getElementById('log').textContent.includes('loss=')")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (
+            "/console/transform-jobs/no-such-job",
+            "Could not find requested job with name no-such-job",
+        ),
+        ("/console/endpoints/no-such-endpoint", "Could not find endpoint"),
+        ("/console/models/no-such-model", "Could not find model"),
+    ],
+)
+def test_a_missing_resource_is_a_404_page_with_the_services_message(
+    server: Server, path: str, message: str
+) -> None:
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(server.url + path, timeout=10)
+    assert missing.value.code == 404
+    assert message in missing.value.read().decode()

@@ -119,7 +119,14 @@ class Console:
         text = self.render_text(template, visit, **values)
         return HTMLResponse(text, status_code=status, headers=SECURITY_HEADERS)
 
-    def refused(self, visit: Visit, refusal: Refused, status: int = 404) -> Response:
+    def refused(self, visit: Visit, refusal: Refused) -> Response:
+        """The service's refusal as a page: 404 when what was asked for does not exist
+        (SageMaker says so with ValidationException for most resources), else 400."""
+        message = refusal.message.lower()
+        missing = (
+            refusal.code == "ResourceNotFound" or "not find" in message or "not found" in message
+        )
+        status = 404 if missing else 400
         return self.render("error.html", visit, status, code=refusal.code, message=refusal.message)
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
