@@ -427,6 +427,10 @@ def test_a_training_jobs_page_shows_its_statuses_hyperparameters_log_and_artifac
     assert "scale" in page.locator("#hyperparameters").inner_text()
     assert "model.tar.gz" in page.locator("#training-status").inner_text()
     page.wait_for_function("document.getElementById('log').textContent.includes('loss=')")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "perl-fit-model.tar.gz"
+    assert Path(download.value.path()).read_bytes()[:2] == b"\x1f\x8b"  # a gzip file
 
 
 @pytest.mark.parametrize(

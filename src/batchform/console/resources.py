@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from batchform.console import charts, live
 from batchform.console import format as formatting
-from batchform.console.web import PREFIX, Console, Refused, Visit, redirect
+from batchform.console.web import PREFIX, Console, Refused, Visit, file_response, redirect
 from batchform.errors import EndpointModelError, ServiceError
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -41,6 +41,15 @@ async def training_events(console: Console, visit: Visit) -> Response:
     return live.page_events(
         console, visit, lambda: _training_context(console, name), TRAINING_FRAGMENTS, log
     )
+
+
+async def training_artifacts(console: Console, visit: Visit) -> Response:
+    """The job's model.tar.gz, once training has written it."""
+    job = await console.call("DescribeTrainingJob", {"TrainingJobName": visit.path("name")})
+    url = (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if not url:
+        return PlainTextResponse("This job has no model artifacts yet.\n", status_code=404)
+    return await file_response(url, download=f"{job['TrainingJobName']}-model.tar.gz")
 
 
 async def stop_training(console: Console, visit: Visit) -> Response:

@@ -63,6 +63,7 @@ def console_routes(service: Service, access_keys: Mapping[str, str] | None) -> l
         post("/transform-jobs/{name}/stop", transform.stop_job),
         get("/training-jobs/{name}", resources.training_page),
         get("/training-jobs/{name}/events", resources.training_events),
+        get("/training-jobs/{name}/artifacts", resources.training_artifacts),
         post("/training-jobs/{name}/stop", resources.stop_training),
         get("/models/{name}", resources.model_page),
         get("/endpoints/{name}", resources.endpoint_page),

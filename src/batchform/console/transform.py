@@ -3,20 +3,18 @@ stream, Stop, and the job's output files and log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from batchform.console import charts, forms, live
 from batchform.console import format as formatting
-from batchform.console.web import PREFIX, Console, Refused, Visit, redirect
+from batchform.console.web import PREFIX, Console, Refused, Visit, file_response, redirect
 from batchform.errors import BatchformError, SpecValidationError, describe_problem
-from batchform.service import filesystem, parse_transform_request
+from batchform.service import parse_transform_request
 
 TERMINAL = ("Completed", "Failed", "Stopped")
-_CHUNK = 1 << 20
 
 
 def _job_url(name: str) -> str:
@@ -214,14 +212,7 @@ async def job_file(console: Console, visit: Visit) -> Response:
     url = _file_url(context, kind, key)
     if url is None:
         return PlainTextResponse("No such file of this job.\n", status_code=404)
-    try:
-        fs, path = await run_in_threadpool(filesystem, url)
-        handle = await run_in_threadpool(fs.open, path, "rb")
-    except (BatchformError, OSError) as exc:
-        return PlainTextResponse(f"Cannot read {url}: {exc}\n", status_code=404)
-    headers = {"X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"}
-    return StreamingResponse(_chunks(handle), media_type="text/plain; charset=utf-8",
-                             headers=headers)  # fmt: skip
+    return await file_response(url)
 
 
 def _file_url(context: dict[str, Any], kind: str, key: str) -> str | None:
@@ -234,12 +225,6 @@ def _file_url(context: dict[str, Any], kind: str, key: str) -> str | None:
         return None
     found: str | None = known[key]["errors_url" if kind == "errors" else "output_url"]
     return found
-
-
-def _chunks(handle: Any) -> Iterator[bytes]:
-    with handle:
-        while chunk := handle.read(_CHUNK):
-            yield chunk
 
 
 async def job_log(console: Console, visit: Visit) -> Response:

@@ -7,7 +7,7 @@ own error mapping), so they show what a boto3 user would see, refusals included.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,20 +15,27 @@ from typing import Any
 import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 
 from batchform.console import format as formatting
 from batchform.console.sessions import COOKIE_NAME, SESSION_SECONDS, Session, Sessions
-from batchform.errors import ServiceError, SpecValidationError
+from batchform.errors import BatchformError, ServiceError, SpecValidationError
 from batchform.server import protocol
 from batchform.server.protocol import ApiError
-from batchform.service import Service
+from batchform.service import Service, filesystem
 
 PREFIX = "/console"
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 #: Forms are small; anything bigger is refused before it is read whole.
 MAX_FORM_BYTES = 8 * 1024 * 1024
+FILE_CHUNK = 1 << 20
 #: Every page's assets come from this server: the policy says so to the browser too.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -214,6 +221,28 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith(PREFIX + "/") and not target.startswith("//"):
         return target
     return f"{PREFIX}/transform-jobs"
+
+
+async def file_response(url: str, download: str | None = None) -> Response:
+    """A file from the job's storage (any URL the service reads), streamed: shown as text,
+    or with `download` as an attachment of that name."""
+    try:
+        fs, path = await run_in_threadpool(filesystem, url)
+        handle = await run_in_threadpool(fs.open, path, "rb")
+    except (BatchformError, OSError) as exc:
+        return PlainTextResponse(f"Cannot read {url}: {exc}\n", status_code=404)
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"}
+    media_type = "text/plain; charset=utf-8"
+    if download is not None:
+        headers["Content-Disposition"] = f'attachment; filename="{download}"'
+        media_type = "application/octet-stream"
+    return StreamingResponse(_chunks(handle), media_type=media_type, headers=headers)
+
+
+def _chunks(handle: Any) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(FILE_CHUNK):
+            yield chunk
 
 
 def redirect(path: str) -> Response:
