@@ -289,6 +289,35 @@ def test_the_lists_filter_and_sort(page: Any, server: Server, tmp_path: Path) ->
     assert "fail_on_marker" in page.locator("main").inner_text()
 
 
+def test_everything_works_without_javascript(browser: Any, server: Server, tmp_path: Path) -> None:
+    source = csv_inputs(tmp_path / "in", objects=2, rows=5)
+    context = browser.new_context(java_script_enabled=False, base_url=server.url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto("/console/transform-jobs/new")
+        page.get_by_label("Job name").fill("no-script")
+        page.get_by_label("Model").select_option("echo")
+        page.get_by_label("Input location").fill(str(source))
+        page.get_by_label("Output location").fill(str(tmp_path / "out"))
+        page.get_by_role("button", name="Create job").click()
+        page.wait_for_url("**/console/transform-jobs/no-script")
+        wait_status(server, "no-script", "Completed")
+        page.reload()  # without script the page shows the job as it was when loaded
+        assert page.locator("#job-status h1 .badge-completed").count() == 1
+        assert page.locator("#objects .badge-completed").count() == 2
+        assert "[data-log]" in page.locator("#log").inner_text()
+
+        page.goto("/console/transform-jobs")
+        page.get_by_label("Name contains").fill("no-scr")
+        page.get_by_role("button", name="Filter").click()
+        assert list_names(page) == ["no-script"]
+        page.get_by_role("link", name=re.compile("^Status")).click()
+        assert "sort=Status" in page.url and list_names(page) == ["no-script"]
+    finally:
+        context.close()
+
+
 def test_the_lists_work_from_the_keyboard(page: Any, server: Server) -> None:
     page.goto("/console/models")
     page.keyboard.press("Tab")
