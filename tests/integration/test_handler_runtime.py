@@ -13,7 +13,12 @@ import crc32c
 import psutil
 import pytest
 
-from batchform.errors import ModelConnectionError, ModelTimeoutError, RuntimeStartError
+from batchform.errors import (
+    ModelConnectionError,
+    ModelError,
+    ModelTimeoutError,
+    RuntimeStartError,
+)
 from batchform.runtimes.base import InvocationRequest, InvocationResponse, RuntimeContext
 from batchform.runtimes.handler import HandlerRuntime, _Worker
 from batchform.runtimes.handler_module import find_handler
@@ -122,3 +127,38 @@ def test_an_answer_whose_descriptor_never_arrives_is_a_connection_error(tmp_path
     assert set(os.listdir("/proc/self/fd")) <= before
     worker.conn.close()
     worker.sock.close()
+
+
+def round_of(*payloads: bytes, timeout: float = 30) -> list[InvocationRequest]:
+    return [InvocationRequest(p, "text/csv", "text/csv", timeout) for p in payloads]
+
+
+def test_a_round_of_payloads_is_answered_in_order_with_errors_in_place(tmp_path: Path) -> None:
+    rt = runtime("fail_on_marker", tmp_path, [], workers=1)
+    with rt:
+        answers = rt.invoke_many(round_of(b"1,2\n", b"FAIL\n", b"3,4\n"))
+        assert rt.restarts == 0
+    assert [type(a).__name__ for a in answers] == [
+        "InvocationResponse",
+        "ModelError",
+        "InvocationResponse",
+    ]
+    assert isinstance(answers[1], ModelError) and answers[1].status == 500
+
+
+def test_a_call_hanging_in_a_round_times_out_the_rest_and_is_replaced(tmp_path: Path) -> None:
+    rt = runtime("misbehaving", tmp_path, [], workers=1)
+    with rt:
+        answers = rt.invoke_many(round_of(b"fine", b"HANG", b"never", timeout=0.5))
+        # "fine" took no time: it was still waiting to be reported with the next ones.
+        assert all(isinstance(a, ModelTimeoutError) for a in answers)
+        assert call(rt, b"after") == b"after" and rt.restarts == 1
+
+
+def test_a_worker_crashing_in_a_round_fails_the_rest_with_the_exit_code(tmp_path: Path) -> None:
+    rt = runtime("misbehaving", tmp_path, [], workers=1)
+    with rt:
+        answers = rt.invoke_many(round_of(b"a", b"CRASH", b"b"))
+        assert all(isinstance(a, ModelConnectionError) for a in answers)  # reported as one
+        assert "exited with code 3" in str(answers[2])
+        assert [a.body for a in rt.invoke_many(round_of(b"c", b"d"))] == [b"c", b"d"]  # type: ignore[union-attr]

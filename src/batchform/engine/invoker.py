@@ -1,14 +1,15 @@
 """Answering one batch: DataProcessing, the model call with SageMaker's retries, assembly.
 
 With record-level isolation (`on_error=isolate`) a batch that still fails after its
-retries is halved until the failing records stand alone: the good records are answered,
-each bad record becomes a dead letter, and the object keeps going.
+retries is group-tested (records/isolation.py) until the failing records stand alone:
+the good records are answered, each bad record becomes a dead letter, and the object
+keeps going. Each round of independent tests goes to the runtime at once
+(`Runtime.invoke_many`), so a handler answers it in one exchange with its worker.
 """
 
 from __future__ import annotations
 
 import base64
-import math
 import random
 import threading
 import time
@@ -21,14 +22,21 @@ from batchform.engine.settings import EffectiveSettings
 from batchform.errors import (
     InputFormatError,
     InvocationError,
+    JobStopped,
     ModelError,
     RecordTooLargeError,
 )
 from batchform.records.batch import Batch
-from batchform.records.batching import split_batch
+from batchform.records.isolation import (
+    GroupTest,
+    group_size,
+    likely_to_fail,
+    piece,
+    record_ends,
+)
 from batchform.runtimes.base import InvocationRequest, InvocationResponse, Runtime
 from batchform.runtimes.spool import SpooledBody
-from batchform.spec.enums import AssembleWith
+from batchform.spec.enums import AssembleWith, SplitType
 from batchform.spec.transform import CreateTransformJobRequest
 
 #: How much of a bad record a dead letter keeps.
@@ -102,11 +110,7 @@ def segment_size(segment: Segment) -> int:
 
 
 class BadRecordRate:
-    """The share of bad records seen so far, to cut failing batches where it pays.
-
-    Pieces are sized so that about half hold no bad record: a piece without one is
-    answered in one call, a piece with one is cut again.
-    """
+    """The share of bad records seen so far, to plan the isolation of the next batches."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -118,19 +122,11 @@ class BadRecordRate:
             self._records += records
             self._bad += bad
 
-    def pieces(self, batch: Batch) -> int:
+    @property
+    def rate(self) -> float:
+        """0 until a few bad records were seen: too few to plan on."""
         with self._lock:
-            rate = self._bad / self._records if self._records else 0.0
-        if rate <= 0:
-            return 2  # nothing known yet: halve
-        return max(2, min(batch.record_count, math.ceil(batch.record_count * rate / 0.7)))
-
-    def likely_to_fail(self, batch: Batch) -> bool:
-        with self._lock:
-            if self._bad < 3:  # too few to trust
-                return False
-            rate = self._bad / self._records
-        return math.exp(-rate * batch.record_count) < 0.5
+            return self._bad / self._records if self._bad >= 3 else 0.0
 
 
 def assemble(body: bytes, assemble_with: AssembleWith) -> bytes:
@@ -177,43 +173,97 @@ class BatchInvoker:
         self._spool = isinstance(processor, PassThrough)
 
     def answer(self, batch: Batch, key: str) -> Answer:
-        pieces = self._presplit(batch)
-        if pieces is not None:
-            return self._combine([self._attempt(piece, key) for piece in pieces])
-        return self._attempt(batch, key)
-
-    def _attempt(self, batch: Batch, key: str) -> Answer:
+        splittable = batch.record_count > 1 and self._input.split_type is not SplitType.NONE
+        if self._isolate and splittable and likely_to_fail(self._rate.rate, batch.record_count):
+            # Bad records are common: skip the whole batch's doomed call.
+            return self._isolate_records(batch, key, known_bad=False)
         try:
             answer = Answer(self._answer_whole(batch))
         except (InvocationError, InputFormatError) as exc:
             if not self._isolate or isinstance(exc, RecordTooLargeError) or self._stop.is_set():
                 raise
-            return self._isolate_failures(batch, key, exc)
+            if not splittable:  # the call that failed was the record alone
+                self._rate.observe(1, 1)
+                return Answer([], [_dead_letter(batch, key, exc)])
+            return self._isolate_records(batch, key, known_bad=True)
         self._rate.observe(batch.record_count, 0)
         return answer
 
-    def _isolate_failures(self, batch: Batch, key: str, error: BaseException) -> Answer:
-        pieces = split_batch(batch, self._input.split_type, self._rate.pieces(batch))
-        if pieces is None:
-            self._rate.observe(1, 1)
-            return Answer([], [_dead_letter(batch, key, error)])
-        self._progress.add(bisections=1)
-        return self._combine([self._attempt(piece, key) for piece in pieces])
+    def _isolate_records(self, batch: Batch, key: str, *, known_bad: bool) -> Answer:
+        """Group-test the batch: good records answered in order, bad ones dead-lettered."""
+        ends = record_ends(batch.payload, self._input.split_type, batch.record_count)
+        size = group_size(self._rate.rate)
+        tester = GroupTest(batch.record_count, known_bad=known_bad, group_size=size)
+        answered: list[tuple[int, list[Segment]]] = []
+        letters: list[DeadLetter] = []
+        while not tester.done:
+            if self._stop.is_set():
+                raise JobStopped("stopped while isolating failed records")
+            tests = tester.next_round()
+            pieces = [piece(batch, ends, test.first, test.end) for test in tests]
+            for test, part, outcome in zip(tests, pieces, self._round(pieces), strict=True):
+                tester.report(test, not isinstance(outcome, BaseException))
+                if not isinstance(outcome, BaseException):
+                    answered.append((test.first, outcome))
+                elif test.count == 1:
+                    letters.append(_dead_letter(part, key, outcome))
+        self._rate.observe(batch.record_count, len(letters))
+        answered.sort(key=lambda entry: entry[0])
+        return Answer([segment for _, parts in answered for segment in parts], letters)
 
-    def _presplit(self, batch: Batch) -> list[Batch] | None:
-        """Once bad records are known to be common, skip the whole batch's doomed attempt."""
-        if not self._isolate or not self._rate.likely_to_fail(batch):
-            return None
-        return split_batch(batch, self._input.split_type, self._rate.pieces(batch))
+    def _round(self, pieces: list[Batch]) -> list[list[Segment] | BaseException]:
+        """Answer independent pieces together, retrying each as SageMaker retries a call."""
+        outcomes: list[list[Segment] | BaseException] = [[] for _ in pieces]
+        payloads: dict[int, bytes] = {}
+        for index, part in enumerate(pieces):
+            try:
+                payloads[index] = self._prepared(part)
+            except RecordTooLargeError:
+                raise
+            except InputFormatError as exc:
+                outcomes[index] = exc
+        payloads = {index: payload for index, payload in payloads.items() if payload}
+        attempt = 0
+        while payloads:
+            retry = self._call_round(pieces, payloads, outcomes, attempt)
+            if retry:
+                attempt += 1
+                self._progress.add(retries=len(retry))
+                self._log(f"retry {attempt} of {len(retry)} piece(s) after: {outcomes[retry[0]]}")
+                _back_off(attempt)
+            payloads = {index: payloads[index] for index in retry}
+        return outcomes
 
-    @staticmethod
-    def _combine(answers: list[Answer]) -> Answer:
-        return Answer(
-            [part for a in answers for part in a.parts],
-            [letter for a in answers for letter in a.dead_letters],
-        )
+    def _call_round(
+        self,
+        pieces: list[Batch],
+        payloads: dict[int, bytes],
+        outcomes: list[list[Segment] | BaseException],
+        attempt: int,
+    ) -> list[int]:
+        """One exchange for the round; the outcomes filled in, the pieces to retry returned."""
+        indexes = list(payloads)
+        started = time.monotonic()
+        responses = self._runtime.invoke_many([self._request(payloads[i]) for i in indexes])
+        each = (time.monotonic() - started) / len(indexes)
+        retry: list[int] = []
+        for index, response in zip(indexes, responses, strict=True):
+            if isinstance(response, InvocationResponse):
+                self._progress.record_latency(each)
+                outcomes[index] = self._finished(pieces[index], response)
+                continue
+            outcomes[index] = response
+            if response.retriable and attempt < self._max_retries and not self._stop.is_set():
+                retry.append(index)
+        return retry
 
     def _answer_whole(self, batch: Batch) -> list[Segment]:
+        payload = self._prepared(batch)
+        if not payload:  # an InputFilter left nothing to send: SageMaker never sends b""
+            return []
+        return self._finished(batch, self._invoke_with_retries(payload))
+
+    def _prepared(self, batch: Batch) -> bytes:
         payload = self._processor.prepare(batch)
         if self._limit and len(payload) > self._limit:
             # A filtered payload can outgrow the original (quoting, number spelling).
@@ -222,18 +272,21 @@ class BatchInvoker:
                 record_index=batch.first_record,
                 byte_offset=batch.offset,
             )
-        if not payload:  # an InputFilter left nothing to send: SageMaker never sends b""
-            return []
-        response = self._invoke_with_retries(payload)
+        return payload
+
+    def _finished(self, batch: Batch, response: InvocationResponse) -> list[Segment]:
         if response.spooled is not None:
             return assemble_spooled(response.spooled, self._output.assemble_with)
         body = self._processor.finish(batch, response.body)
         return [assemble(body, self._output.assemble_with)]
 
-    def _invoke_with_retries(self, payload: bytes) -> InvocationResponse:
-        request = InvocationRequest(
+    def _request(self, payload: bytes) -> InvocationRequest:
+        return InvocationRequest(
             payload, self._input.content_type, self._output.accept, self._timeout, self._spool
         )
+
+    def _invoke_with_retries(self, payload: bytes) -> InvocationResponse:
+        request = self._request(payload)
         attempt = 0
         while True:
             started = time.monotonic()
@@ -245,10 +298,14 @@ class BatchInvoker:
                 attempt += 1
                 self._progress.add(retries=1)
                 self._log(f"retry {attempt} after: {exc}")
-                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+                _back_off(attempt)
                 continue
             self._progress.record_latency(time.monotonic() - started)
             return response
+
+
+def _back_off(attempt: int) -> None:
+    time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
 
 
 def _dead_letter(batch: Batch, key: str, error: BaseException) -> DeadLetter:

@@ -7,6 +7,7 @@ given, so memory stays about one payload limit plus one chunk.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import ModuleType
@@ -14,6 +15,7 @@ from types import ModuleType
 from batchform.errors import InputFormatError, RecordTooLargeError
 from batchform.records import recordio, tfrecord
 from batchform.records.batch import Batch
+from batchform.records.isolation import piece, record_ends
 from batchform.spec.enums import BatchStrategy, SplitType
 
 #: With MaxPayloadInMB=0 (no limit) MultiRecord still cuts payloads near this size, at
@@ -230,36 +232,11 @@ def read_size(max_payload_mb: int) -> int:
 def split_batch(batch: Batch, split_type: SplitType, parts: int = 2) -> list[Batch] | None:
     """The batch cut at record boundaries into `parts` runs of (near) equal record counts.
 
-    None for a single record. Used to isolate failing records, so it may walk records
-    one by one.
+    None for a single record.
     """
     if batch.record_count < 2 or split_type is SplitType.NONE:
         return None
     parts = max(2, min(parts, batch.record_count))
-    pieces: list[Batch] = []
-    cut = first = 0
-    for index in range(1, parts + 1):
-        count = batch.record_count * index // parts - first
-        end = cut + _boundary_after(batch.payload[cut:], count, split_type)
-        pieces.append(
-            Batch(batch.payload[cut:end], batch.first_record + first, count, batch.offset + cut)
-        )
-        cut, first = end, first + count
-    return pieces
-
-
-def _boundary_after(payload: bytes, records: int, split_type: SplitType) -> int:
-    """Byte index just past the first `records` records of a payload."""
-    end = 0
-    if split_type is SplitType.LINE:
-        for _ in range(records):
-            found = payload.find(b"\n", end)
-            end = len(payload) if found == -1 else found + 1  # the last line may lack one
-        return end
-    framing = recordio if split_type is SplitType.RECORDIO else tfrecord
-    for _ in range(records):
-        found = framing.record_end(payload, end, 0)
-        if found is None:
-            raise ValueError("payload holds fewer records than its batch says")
-        end = found
-    return end
+    ends = record_ends(batch.payload, split_type, batch.record_count)
+    bounds = [batch.record_count * index // parts for index in range(parts + 1)]
+    return [piece(batch, ends, first, end) for first, end in itertools.pairwise(bounds)]

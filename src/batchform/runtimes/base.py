@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
+from batchform.errors import InvocationError
 from batchform.runtimes.spool import SpooledBody
 
 
@@ -81,6 +82,22 @@ class Runtime(ABC):
     @abstractmethod
     def invoke(self, request: InvocationRequest) -> InvocationResponse:
         """Answer one payload; raise an InvocationError subclass when it cannot."""
+
+    def invoke_many(
+        self, requests: list[InvocationRequest]
+    ) -> list[InvocationResponse | InvocationError]:
+        """Answer independent payloads, each failure returned in its place.
+
+        Runtimes whose model lives in another process may answer them in one exchange
+        (record isolation sends rounds of small pieces); this default calls `invoke`.
+        """
+        answers: list[InvocationResponse | InvocationError] = []
+        for request in requests:
+            try:
+                answers.append(self.invoke(request))
+            except InvocationError as exc:
+                answers.append(exc)
+        return answers
 
     @abstractmethod
     def stop(self) -> None: ...

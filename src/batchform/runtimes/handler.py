@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from batchform.errors import (
+    InvocationError,
     ModelConnectionError,
     ModelError,
     ModelTimeoutError,
@@ -106,6 +107,25 @@ class HandlerRuntime(Runtime):
             raise
         finally:
             self._idle.put(worker if healthy else self._replace(worker))
+
+    def invoke_many(
+        self, requests: list[InvocationRequest]
+    ) -> list[InvocationResponse | InvocationError]:
+        """A round of independent payloads answered in one exchange with one worker."""
+        kinds = {(request.content_type, request.accept) for request in requests}
+        if len(requests) < 2 or len(kinds) > 1:
+            return super().invoke_many(requests)
+        worker = self._idle.get()
+        answers: list[InvocationResponse | InvocationError] = []
+        healthy = False
+        try:
+            self._exchange_many(worker, requests, answers)
+            healthy = True
+        except InvocationError as exc:  # timed out or died: the unanswered ones fail with it
+            answers.extend([exc] * (len(requests) - len(answers)))
+        finally:
+            self._idle.put(worker if healthy else self._replace(worker))
+        return answers
 
     def stop(self) -> None:
         with self._lock:
@@ -198,6 +218,28 @@ class HandlerRuntime(Runtime):
                 f"handler worker process exited with code {_exit_code(worker)}"
             ) from exc
 
+    def _exchange_many(
+        self,
+        worker: _Worker,
+        requests: list[InvocationRequest],
+        answers: list[InvocationResponse | InvocationError],
+    ) -> None:
+        """The worker reports answers at least every timeout/4 seconds, so one call that
+        hangs is noticed about when a single request's timeout would notice it."""
+        first = requests[0]
+        timeout = first.timeout_seconds
+        try:
+            worker.conn.send(("many", first.content_type, first.accept, timeout / 4))
+            worker.conn.send([request.payload for request in requests])
+            while len(answers) < len(requests):
+                if not worker.conn.poll(timeout * 1.25):
+                    raise ModelTimeoutError(timeout)
+                answers.extend(_many_answer(*reply) for reply in worker.conn.recv())
+        except (EOFError, OSError) as exc:
+            raise ModelConnectionError(
+                f"handler worker process exited with code {_exit_code(worker)}"
+            ) from exc
+
     def _replace(self, worker: _Worker) -> _Worker:
         """A worker that timed out or died is killed and a fresh one loaded in its place."""
         _close_quietly(worker)
@@ -221,9 +263,15 @@ class HandlerRuntime(Runtime):
         return fresh
 
 
+def _many_answer(status: object, detail: object, body: object) -> InvocationResponse | ModelError:
+    if status == "ok":
+        return InvocationResponse(body, detail)  # type: ignore[arg-type]
+    return ModelError(detail, body)  # type: ignore[arg-type]
+
+
 def _send_payload(worker: _Worker, request: InvocationRequest) -> None:
     """A large payload goes as a memfd the worker reads in one go; small ones inline."""
-    header = (request.content_type, request.accept, request.spool_answer)
+    header = ("one", request.content_type, request.accept, request.spool_answer)
     if len(request.payload) < SPOOL_MIN_BYTES:
         worker.conn.send((*header, None))
         worker.conn.send_bytes(request.payload)

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from multiprocessing.connection import Connection
 
 from batchform.errors import ModelError
@@ -35,11 +36,14 @@ def serve(conn: Connection, source: HandlerSource) -> None:
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     while True:
         try:
-            content_type, accept, spooling, spooled_size = conn.recv()
-            payload = receive_payload(conn, sock, spooled_size)
+            kind, content_type, accept, option, *spooled = conn.recv()
+            payloads = conn.recv() if kind == "many" else [receive_payload(conn, sock, *spooled)]
         except (EOFError, OSError):
             return
-        answer(conn, handler, payload, content_type, accept, sock if spooling else None)
+        if kind == "many":
+            answer_many(conn, handler, payloads, content_type, accept, option)
+        else:
+            answer(conn, handler, payloads[0], content_type, accept, sock if option else None)
 
 
 def receive_payload(conn: Connection, sock: socket.socket, spooled_size: int | None) -> bytes:
@@ -77,6 +81,30 @@ def answer(
         send_fd(spool_over, spooled.fd)
     finally:
         spooled.close()
+
+
+def answer_many(
+    conn: Connection,
+    handler: LoadedHandler,
+    payloads: list[bytes],
+    content_type: str | None,
+    accept: str | None,
+    report_every: float,
+) -> None:
+    """Answer independent payloads in order; what is done so far is sent at least every
+    `report_every` seconds, so the engine can tell a slow round from a hung call."""
+    done: list[tuple[str, object, object]] = []
+    reported = time.monotonic()
+    for payload in payloads:
+        if done and time.monotonic() - reported >= report_every:
+            conn.send(done)
+            done, reported = [], time.monotonic()
+        try:
+            body, response_type = handler.transform(payload, content_type, accept)
+            done.append(("ok", response_type, body))
+        except ModelError as exc:
+            done.append(("error", exc.status, exc.message))
+    conn.send(done)
 
 
 def main() -> None:

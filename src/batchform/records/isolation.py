@@ -1,0 +1,134 @@
+"""Finding the records a model cannot answer, with as few calls as group testing allows.
+
+A failed batch says only that some record in it is bad. `GroupTest` plans the calls that
+find every record that fails on its own, pull-based and without I/O: take a round of
+independent tests (`next_round`), call the model on each, `report` how each went, until
+`done`. Tests within a round do not depend on one another, so a runtime can run a whole
+round in one exchange with its model process.
+
+The plan is binary splitting with deduction. A group known to hold a bad record is
+halved and only its first half is tried: if that half succeeds, the second half must
+hold the bad record and is halved in turn without a call of its own; if it fails, the
+second half is unknown and tried as it is. When the share of bad records is known,
+a batch is first cut into groups of about 0.7 / rate records, where about half the
+groups hold no bad record; that comes within a few percent of the information bound
+on the number of calls. A record is dead-lettered only after it failed alone: the
+model's answer for that record is what the dead letter says.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from dataclasses import dataclass
+
+from batchform.records import recordio, tfrecord
+from batchform.records.batch import Batch
+from batchform.spec.enums import SplitType
+
+
+@dataclass(frozen=True, slots=True)
+class Test:
+    """Records [first, end) of the batch, in one call; `sibling` is decided by its outcome."""
+
+    first: int
+    end: int
+    #: The other half of a group known to hold a bad record, when this is its first half.
+    sibling: tuple[int, int] | None = None
+
+    @property
+    def count(self) -> int:
+        return self.end - self.first
+
+
+class GroupTest:
+    """The calls that isolate the failing records among `count` consecutive records."""
+
+    def __init__(self, count: int, *, known_bad: bool, group_size: int = 0) -> None:
+        self.passed: list[tuple[int, int]] = []  # record ranges answered in one call
+        self.failed: list[int] = []  # records that failed alone
+        self._unknown: list[tuple[int, int]] = []
+        self._bad: list[tuple[int, int]] = []  # known to hold a bad record, not yet alone
+        if known_bad:
+            self._bad.append((0, count))
+        else:
+            size = max(1, group_size or count)
+            self._unknown.extend((lo, min(count, lo + size)) for lo in range(0, count, size))
+
+    @property
+    def done(self) -> bool:
+        return not self._unknown and not self._bad
+
+    def next_round(self) -> list[Test]:
+        """One test for every group still open; all of them can run at once."""
+        tests = [Test(lo, hi) for lo, hi in self._unknown]
+        for lo, hi in self._bad:
+            if hi - lo == 1:
+                tests.append(Test(lo, hi))  # deduced bad: it must fail alone to be dead
+            else:
+                middle = lo + (hi - lo) // 2
+                tests.append(Test(lo, middle, (middle, hi)))
+        self._unknown, self._bad = [], []
+        return tests
+
+    def report(self, test: Test, succeeded: bool) -> None:
+        if succeeded:
+            self.passed.append((test.first, test.end))
+            if test.sibling is not None:
+                self._bad.append(test.sibling)
+            return
+        if test.count == 1:
+            self.failed.append(test.first)
+        else:
+            self._bad.append((test.first, test.end))
+        if test.sibling is not None:
+            self._unknown.append(test.sibling)
+
+
+def group_size(rate: float) -> int:
+    """Records per first group for a bad-record share `rate` (1: test each alone)."""
+    if rate <= 0:
+        return 0
+    return max(1, round(0.7 / rate)) if rate < 0.38 else 1
+
+
+def likely_to_fail(rate: float, records: int) -> bool:
+    """Whether a batch of `records` more likely holds a bad record than not."""
+    return rate > 0 and math.exp(-rate * records) < 0.5
+
+
+def record_ends(payload: bytes, split_type: SplitType, count: int) -> list[int]:
+    """Byte offset just past each of the payload's `count` records."""
+    if split_type is SplitType.LINE:
+        return _line_ends(payload)
+    framing = recordio if split_type is SplitType.RECORDIO else tfrecord
+    ends: list[int] = []
+    end = 0
+    for _ in range(count):
+        found = framing.record_end(payload, end, 0)
+        if found is None:
+            raise ValueError("payload holds fewer records than its batch says")
+        end = found
+        ends.append(end)
+    return ends
+
+
+def _line_ends(payload: bytes) -> list[int]:
+    # split, len and the running sums all run in C: no Python step per line.
+    lines = payload.split(b"\n")
+    if payload.endswith(b"\n"):
+        lines.pop()
+    ends = list(map(operator.add, itertools.accumulate(map(len, lines)), range(1, len(lines) + 1)))
+    if ends and not payload.endswith(b"\n"):
+        ends[-1] -= 1  # the object's last line has no newline
+    return ends
+
+
+def piece(batch: Batch, ends: list[int], first: int, end: int) -> Batch:
+    """Records [first, end) of `batch` as a batch of their own (`ends` from record_ends)."""
+    start = ends[first - 1] if first else 0
+    stop = ends[end - 1]
+    return Batch(
+        batch.payload[start:stop], batch.first_record + first, end - first, batch.offset + start
+    )
