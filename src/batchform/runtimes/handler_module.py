@@ -32,11 +32,13 @@ raises one, and 500 with the exception's type, message and place for anything el
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -273,12 +275,24 @@ def _start_error(path: str, what: str, exc: Exception) -> RuntimeStartError:
 
 
 def _user_frame(tb: TracebackType | None, code_dir: str) -> str | None:
-    """The innermost frame in the user's own files: where their code went wrong."""
+    """The innermost frame in the user's own files: where their code went wrong.
+
+    Walks the frames directly (no source lines read): isolating bad records may ask
+    this for thousands of failures.
+    """
     prefix = os.path.join(os.path.abspath(code_dir), "")
-    for frame in reversed(traceback.extract_tb(tb)):
-        if os.path.abspath(frame.filename).startswith(prefix):
-            return f"{os.path.basename(frame.filename)}, line {frame.lineno}, in {frame.name}"
-    return None
+    found = None
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if _absolute(code.co_filename).startswith(prefix):
+            found = f"{os.path.basename(code.co_filename)}, line {tb.tb_lineno}, in {code.co_name}"
+        tb = tb.tb_next
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _absolute(path: str) -> str:
+    return os.path.abspath(path)
 
 
 # --- serving ----------------------------------------------------------------------------
@@ -298,6 +312,7 @@ class LoadedHandler:
         self.model = model
         self.default_accept = default_accept
         self._functions = functions
+        self._failures: dict[tuple[str, str | None], int] = {}
 
     def transform(
         self, body: bytes, content_type: str | None, accept: str | None
@@ -356,11 +371,23 @@ class LoadedHandler:
         )
 
     def _user_error(self, exc: Exception) -> ModelError:
-        _log.error("%s: transform failed", self.source.code_path, exc_info=exc)
         status, message = _toolkit_error(exc)
         where = _user_frame(exc.__traceback__, self.source.code_dir)
+        self._log_failure(exc, where)
         suffix = f" ({where})" if where else ""
         return ModelError(status, f"{message}{suffix}")
+
+    def _log_failure(self, exc: Exception, where: str | None) -> None:
+        """The first failure of a kind at a place is logged with its traceback; repeats
+        (one per bad record while isolating them) only as a count, at powers of ten."""
+        key = (type(exc).__name__, where)
+        seen = self._failures[key] = self._failures.get(key, 0) + 1
+        if seen == 1:
+            _log.error("%s: transform failed", self.source.code_path, exc_info=exc)
+        elif seen == 10 ** round(math.log10(seen)):
+            _log.error(
+                "%s: transform failed %d times with %s at %s", self.source.code_path, seen, *key
+            )
 
 
 def _default_input_fn(body: bytes | str, content_type: str | None) -> object:
