@@ -459,3 +459,28 @@ def test_numpy_example_single_record(tmp_path: Path) -> None:
     handler = load_handler(find_handler(str(EXAMPLES / "numpy_handler")))
     body, _ = handler.transform(b"1,2\n", "text/csv", None)
     assert body.count(b"\n") == 1 and len(body.split(b",")) == 8
+
+
+def test_repeated_failures_log_one_traceback_then_counts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = load(
+        tmp_path,
+        """
+        def model_fn(model_dir):
+            return None
+
+        def transform_fn(model, body, content_type, accept):
+            raise ValueError("bad record")
+        """,
+    )
+    for _ in range(12):
+        with pytest.raises(ModelError) as caught:
+            handler.transform(b"x", "text/csv", "text/csv")
+        assert caught.value.message == (
+            "ValueError: bad record (inference.py, line 6, in transform_fn)"
+        )
+    logged = [record for record in caplog.records if "transform failed" in record.getMessage()]
+    assert len(logged) == 2
+    assert logged[0].exc_info is not None
+    assert "10 times with ValueError at inference.py, line 6" in logged[1].getMessage()
