@@ -236,6 +236,10 @@ def test_stop_a_running_job(page: Any, server: Server, tmp_path: Path) -> None:
     page.goto("/console/transform-jobs/to-stop")
     # Running: records are counted live before anyone reloads.
     page.wait_for_function("() => parseInt(document.getElementById('fig-records').textContent) > 0")
+    # Charted as it runs: throughput, and the model processes' memory.
+    page.wait_for_selector("#chart-records polyline", state="attached")
+    page.wait_for_selector("#chart-memory polyline", state="attached")
+    assert "MiB" in page.locator("#chart-memory .chart-latest").inner_text()
     page.get_by_role("button", name="Stop job").click()
     page.wait_for_selector("#job-status h1 .badge-stopped")
     assert page.get_by_role("button", name="Stop job").count() == 0

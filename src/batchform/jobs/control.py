@@ -59,7 +59,9 @@ class Service:
         self.runner = JobRunner(self.store, self.settings.runner)
         self.training = TrainingJobs(self.store, self.runner)
         self.endpoints = Endpoints(self.store, model_reference, self.settings.runner.executor)
-        self.timeseries = TimeSeriesRecorder(self.store, self.settings.runner.heartbeat_seconds)
+        self.timeseries = TimeSeriesRecorder(
+            self.store, self.settings.runner.heartbeat_seconds, self.runner.owner
+        )
 
     def start(self) -> None:
         self.runner.start()

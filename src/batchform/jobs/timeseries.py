@@ -145,11 +145,13 @@ def read_points(job_name: str) -> list[Point]:
 
 
 class TimeSeriesRecorder:
-    """Samples this server's running transform jobs every `interval` seconds."""
+    """Samples the transform jobs this server runs (those `owner` holds) every `interval`
+    seconds; servers sharing a database each sample their own."""
 
-    def __init__(self, store: Store, interval: float) -> None:
+    def __init__(self, store: Store, interval: float, owner: str) -> None:
         self.store = store
         self.interval = max(0.2, interval)
+        self.owner = owner
         self._watched: set[str] = set()
         #: Each job's heartbeat last sampled: a row not updated since is not sampled again.
         self._last: dict[str, float] = {}
@@ -173,7 +175,10 @@ class TimeSeriesRecorder:
                 time.sleep(self.interval)
 
     def tick(self) -> None:
-        running = self.store.select(TRANSFORM_JOBS, TRANSFORM_JOBS.c.status.in_(_RUNNING))
+        table = TRANSFORM_JOBS
+        running = self.store.select(
+            table, table.c.status.in_(_RUNNING), table.c.owner == self.owner
+        )
         now = time.time()
         workers = _workers()
         for row in running:
