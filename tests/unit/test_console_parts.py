@@ -9,7 +9,7 @@ import pytest
 from batchform.console import forms
 from batchform.console.charts import HEIGHT, PAD, line_chart
 from batchform.console.format import duration, size
-from batchform.console.listing import Filters
+from batchform.console.listing import LISTINGS, Filters
 from batchform.console.sessions import Sessions
 from batchform.console.transform import place_problems
 from batchform.console.web import safe_next
@@ -188,3 +188,12 @@ def test_problems_land_beside_their_inputs_in_the_services_words() -> None:
     assert general == [
         "Value 'x' at 'request' failed to satisfy constraint: Something about the whole request"
     ]
+
+
+def test_a_list_refreshes_itself_only_while_something_in_it_is_changing() -> None:
+    jobs, models = LISTINGS["transform-jobs"], LISTINGS["models"]
+    assert jobs.changing([{"TransformJobStatus": "Completed"}, {"TransformJobStatus": "Stopping"}])
+    assert not jobs.changing(
+        [{"TransformJobStatus": "Completed"}, {"TransformJobStatus": "Failed"}]
+    )
+    assert not models.changing([{"ModelName": "InProgress"}])  # no status column at all

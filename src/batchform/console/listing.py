@@ -18,6 +18,10 @@ from starlette.responses import Response
 from batchform.console.web import Console, Refused, Visit
 
 PAGE_SIZE = 50
+#: Statuses that will change on their own: a list showing one refreshes itself.
+CHANGING = frozenset(
+    {"InProgress", "Stopping", "Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
+)
 ORDERS = ("Descending", "Ascending")
 
 TRANSFORM_STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
@@ -47,8 +51,13 @@ class Listing:
     enrich: Callable[[Console, dict[str, Any]], dict[str, Any]] | None = None
 
     @property
-    def sort_keys(self) -> tuple[str, ...]:
-        return tuple(column.sort_key for column in self.columns if column.sort_key)
+    def status_field(self) -> str | None:
+        return next((column.field for column in self.columns if column.kind == "status"), None)
+
+    def changing(self, rows: list[dict[str, Any]]) -> bool:
+        """Does any row show a resource on its way to another status (worth refreshing)?"""
+        field = self.status_field
+        return field is not None and any(row.get(field) in CHANGING for row in rows)
 
 
 def _model_image(console: Console, summary: dict[str, Any]) -> dict[str, Any]:
