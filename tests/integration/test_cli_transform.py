@@ -289,3 +289,33 @@ def test_s3_gzip_manifest_failure_mix(
     body = s3_client.get_object(Bucket=bucket, Key="out/ok.csv.gz.out")["Body"].read()
     assert body == rows(0, 2000).upper()
     assert "deep/bad.csv.gz" in result.stderr
+
+
+def test_isolation_with_real_workers_writes_good_records_and_dead_letters_bad_ones(
+    tmp_path: Path,
+) -> None:
+    rng = __import__("random").Random(11)
+    bad = sorted(rng.sample(range(120_000), 1200))  # 1 % at random positions
+    marked = set(bad)
+    lines = [b"FAIL,%d\n" % i if i in marked else b"%d,%d\n" % (i, i * 3) for i in range(120_000)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_bytes(b"".join(lines))
+    done = batchform(
+        "transform", "--model", str(FAILING), "--input", str(tmp_path / "in"),
+        "--output", str(tmp_path / "out"), "--content-type", "text/csv",
+        "--split-type", "Line", "--max-payload", "1", "--concurrency", "2",
+        "--max-retries", "0", "--on-error", "isolate", "--max-errors", "1%",
+        home=tmp_path / "home",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = b"".join(line for i, line in enumerate(lines) if i not in marked)
+    assert (tmp_path / "out" / "a.csv.out").read_bytes() == expected  # echoes, upper-cased
+    errors = tmp_path / "out" / "_batchform" / "errors" / "a.csv.jsonl"
+    letters = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert [letter["record_index"] for letter in letters] == bad
+    assert {letter["status"] for letter in letters} == {500}
+    offsets = [sum(len(line) for line in lines[:i]) for i in bad[:3]]
+    assert [letter["byte_offset"] for letter in letters[:3]] == offsets
+    summary = json.loads((tmp_path / "out" / "_batchform" / "job_summary.json").read_text())
+    assert summary["totals"]["bad_records"] == 1200
+    assert summary["totals"]["records"] == 120_000 - 1200

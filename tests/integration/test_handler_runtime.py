@@ -19,7 +19,12 @@ from batchform.errors import (
     ModelTimeoutError,
     RuntimeStartError,
 )
-from batchform.runtimes.base import InvocationRequest, InvocationResponse, RuntimeContext
+from batchform.runtimes.base import (
+    InvocationRequest,
+    InvocationResponse,
+    IsolationPlan,
+    RuntimeContext,
+)
 from batchform.runtimes.handler import HandlerRuntime, _Worker
 from batchform.runtimes.handler_module import find_handler
 from batchform.runtimes.spool import SPOOL_MIN_BYTES
@@ -162,3 +167,24 @@ def test_a_worker_crashing_in_a_round_fails_the_rest_with_the_exit_code(tmp_path
         assert all(isinstance(a, ModelConnectionError) for a in answers)  # reported as one
         assert "exited with code 3" in str(answers[2])
         assert [a.body for a in rt.invoke_many(round_of(b"c", b"d"))] == [b"c", b"d"]  # type: ignore[union-attr]
+
+
+def test_the_worker_isolates_failing_records_itself(tmp_path: Path) -> None:
+    rows = [b"FAIL-%d\n" % i if i % 97 == 3 else b"row-%d\n" % i for i in range(60_000)]
+    payload = b"".join(rows)  # over the memfd threshold: travels as one
+    plan = IsolationPlan("Line", len(rows), True, 0, 0)
+    rt = runtime("fail_on_marker", tmp_path, [], workers=1)
+    with rt:
+        found = rt.isolate(InvocationRequest(payload, "text/csv", "text/csv", 30), plan)
+        assert rt.restarts == 0
+    assert found is not None
+    bad = [i for i in range(len(rows)) if i % 97 == 3]
+    assert sorted(index for index, _, _ in found.failed) == bad
+    assert {status for _, status, _ in found.failed} == {500}
+    answered = sorted(found.passed)
+    assert b"".join(body for _, _, body in answered) == b"".join(
+        row.upper() for i, row in enumerate(rows) if i % 97 != 3
+    )
+    assert [i for first, end, _ in answered for i in range(first, end)] == [
+        i for i in range(len(rows)) if i % 97 != 3
+    ]

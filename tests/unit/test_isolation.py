@@ -6,9 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from batchform.errors import ModelError
+from batchform.engine.job import TransformJob
+from batchform.errors import ModelConnectionError, ModelError
 from batchform.jobs.lifecycle import JobStatus
-from tests.unit.test_engine import outputs, run, write
+from batchform.runtimes.base import (
+    InvocationRequest,
+    Isolated,
+    IsolationPlan,
+    Runtime,
+    RuntimeContext,
+)
+from batchform.runtimes.mock import MockRuntime
+from tests.unit.test_engine import outputs, request, run, write
 
 ISOLATE = {"BATCHFORM_ON_ERROR": "isolate"}
 
@@ -96,3 +105,39 @@ def test_without_isolation_sagemaker_semantics_hold(tmp_path: Path) -> None:
     outcome = run(tmp_path, rejects_bad, ModelClientConfig={"InvocationsMaxRetries": 0})
     assert outcome.status is JobStatus.FAILED
     assert outputs(tmp_path) == {}
+
+
+class LostWhileIsolating(MockRuntime):
+    """Offers isolation next to the model, but its model process dies doing it."""
+
+    def __init__(self) -> None:
+        super().__init__(rejects_bad)
+        self.isolations = 0
+
+    def isolate(self, request: InvocationRequest, plan: IsolationPlan) -> Isolated | None:
+        self.isolations += 1
+        raise ModelConnectionError("handler worker process exited with code 9")
+
+
+def test_when_the_runtime_cannot_isolate_the_engine_tests_the_pieces(tmp_path: Path) -> None:
+    bad = {7, 8, 500}
+    data, good = rows_with_bad(2000, bad)
+    write(tmp_path, "a.csv", data)
+    made: list[LostWhileIsolating] = []
+
+    def factory(context: RuntimeContext) -> Runtime:
+        made.append(LostWhileIsolating())
+        return made[-1]
+
+    body = {"Environment": {**ISOLATE, "BATCHFORM_MAX_ERRORS": "1%"}}
+    job = TransformJob(
+        request(tmp_path, ModelClientConfig={"InvocationsMaxRetries": 0}, **body),
+        factory,
+        str(tmp_path / "ws"),
+        log=lambda line: None,
+    )
+    outcome = job.run()
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    assert outputs(tmp_path)["a.csv.out"] == good
+    assert [e["record_index"] for e in dead_letters(tmp_path, "a.csv")] == sorted(bad)
+    assert made[0].isolations >= 1

@@ -34,7 +34,13 @@ from batchform.records.isolation import (
     piece,
     record_ends,
 )
-from batchform.runtimes.base import InvocationRequest, InvocationResponse, Runtime
+from batchform.runtimes.base import (
+    InvocationRequest,
+    InvocationResponse,
+    Isolated,
+    IsolationPlan,
+    Runtime,
+)
 from batchform.runtimes.spool import SpooledBody
 from batchform.spec.enums import AssembleWith, SplitType
 from batchform.spec.transform import CreateTransformJobRequest
@@ -193,7 +199,47 @@ class BatchInvoker:
         """Group-test the batch: good records answered in order, bad ones dead-lettered."""
         ends = record_ends(batch.payload, self._input.split_type, batch.record_count)
         size = group_size(self._rate.rate)
-        tester = GroupTest(batch.record_count, known_bad=known_bad, group_size=size)
+        found = self._isolated_by_runtime(batch, known_bad, size)
+        if found is not None:
+            answer = self._answer_isolated(batch, key, ends, found)
+        else:
+            answer = self._group_test(
+                batch,
+                key,
+                ends,
+                GroupTest(batch.record_count, known_bad=known_bad, group_size=size),
+            )
+        self._rate.observe(batch.record_count, len(answer.dead_letters))
+        return answer
+
+    def _isolated_by_runtime(self, batch: Batch, known_bad: bool, size: int) -> Isolated | None:
+        """The runtime's own isolation next to the model, when it has one and nothing
+        here needs to see the pieces (DataProcessing filters and joins each piece)."""
+        if not self._spool:
+            return None
+        plan = IsolationPlan(
+            self._input.split_type.value, batch.record_count, known_bad, size, self._max_retries
+        )
+        try:
+            found = self._runtime.isolate(self._request(batch.payload), plan)
+        except InvocationError as exc:  # timed out or died: test piece by piece instead
+            self._log(f"isolating records next to the model failed ({exc}); testing pieces")
+            return None
+        if found is not None and found.retries:
+            self._progress.add(retries=found.retries)
+        return found
+
+    def _answer_isolated(self, batch: Batch, key: str, ends: list[int], found: Isolated) -> Answer:
+        parts: list[Segment] = [
+            assemble(body, self._output.assemble_with) for _, _, body in sorted(found.passed)
+        ]
+        letters = [
+            _dead_letter(piece(batch, ends, index, index + 1), key, ModelError(status, message))
+            for index, status, message in sorted(found.failed)
+        ]
+        return Answer(parts, letters)
+
+    def _group_test(self, batch: Batch, key: str, ends: list[int], tester: GroupTest) -> Answer:
         answered: list[tuple[int, list[Segment]]] = []
         letters: list[DeadLetter] = []
         while not tester.done:
@@ -207,7 +253,6 @@ class BatchInvoker:
                     answered.append((test.first, outcome))
                 elif test.count == 1:
                     letters.append(_dead_letter(part, key, outcome))
-        self._rate.observe(batch.record_count, len(letters))
         answered.sort(key=lambda entry: entry[0])
         return Answer([segment for _, parts in answered for segment in parts], letters)
 

@@ -47,6 +47,28 @@ class InvocationResponse:
         return self.spooled.size if self.spooled is not None else len(self.body)
 
 
+@dataclass(frozen=True, slots=True)
+class IsolationPlan:
+    """How to group-test a failed payload's records (see records/isolation.py)."""
+
+    split_type: str  # a SplitType value
+    record_count: int
+    known_bad: bool  # the payload as a whole already failed
+    group_size: int
+    max_retries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Isolated:
+    """Which records answered and which failed alone, found next to the model."""
+
+    #: (first record, end record, answer) for each run of records answered in one call.
+    passed: list[tuple[int, int, bytes]]
+    #: (record index, status, message) for each record that failed alone.
+    failed: list[tuple[int, int, str]]
+    retries: int = 0
+
+
 @dataclass(frozen=True)
 class RuntimeContext:
     """What a runtime needs to start one instance's model.
@@ -98,6 +120,11 @@ class Runtime(ABC):
             except InvocationError as exc:
                 answers.append(exc)
         return answers
+
+    def isolate(self, request: InvocationRequest, plan: IsolationPlan) -> Isolated | None:
+        """Group-test `request.payload`'s records where the model runs, when that saves
+        round trips; None (the default) lets the engine do it through `invoke_many`."""
+        return None
 
     @abstractmethod
     def stop(self) -> None: ...

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from multiprocessing.connection import Connection
 
 from batchform.errors import (
@@ -29,6 +29,8 @@ from batchform.runtimes.base import (
     ExecutionParameters,
     InvocationRequest,
     InvocationResponse,
+    Isolated,
+    IsolationPlan,
     Runtime,
     RuntimeContext,
 )
@@ -126,6 +128,17 @@ class HandlerRuntime(Runtime):
         finally:
             self._idle.put(worker if healthy else self._replace(worker))
         return answers
+
+    def isolate(self, request: InvocationRequest, plan: IsolationPlan) -> Isolated | None:
+        """The worker group-tests the payload itself: one exchange, not one per test."""
+        worker = self._idle.get()
+        healthy = False
+        try:
+            isolated = self._exchange_isolating(worker, request, plan)
+            healthy = True
+            return isolated
+        finally:
+            self._idle.put(worker if healthy else self._replace(worker))
 
     def stop(self) -> None:
         with self._lock:
@@ -240,6 +253,24 @@ class HandlerRuntime(Runtime):
                 f"handler worker process exited with code {_exit_code(worker)}"
             ) from exc
 
+    def _exchange_isolating(
+        self, worker: _Worker, request: InvocationRequest, plan: IsolationPlan
+    ) -> Isolated:
+        timeout = request.timeout_seconds
+        options = (timeout / 4, astuple(plan))
+        try:
+            _send_payload(worker, request, "isolate", options)
+            while True:
+                if not worker.conn.poll(timeout * 1.25):
+                    raise ModelTimeoutError(timeout)
+                reply = worker.conn.recv()
+                if reply[0] == "isolated":
+                    return Isolated(*reply[1:])
+        except (EOFError, OSError) as exc:
+            raise ModelConnectionError(
+                f"handler worker process exited with code {_exit_code(worker)}"
+            ) from exc
+
     def _replace(self, worker: _Worker) -> _Worker:
         """A worker that timed out or died is killed and a fresh one loaded in its place."""
         _close_quietly(worker)
@@ -269,9 +300,15 @@ def _many_answer(status: object, detail: object, body: object) -> InvocationResp
     return ModelError(detail, body)  # type: ignore[arg-type]
 
 
-def _send_payload(worker: _Worker, request: InvocationRequest) -> None:
+def _send_payload(
+    worker: _Worker,
+    request: InvocationRequest,
+    kind: str = "one",
+    options: tuple[object, ...] | None = None,
+) -> None:
     """A large payload goes as a memfd the worker reads in one go; small ones inline."""
-    header = ("one", request.content_type, request.accept, request.spool_answer)
+    options = (request.spool_answer,) if options is None else options
+    header = (kind, request.content_type, request.accept, *options)
     if len(request.payload) < SPOOL_MIN_BYTES:
         worker.conn.send((*header, None))
         worker.conn.send_bytes(request.payload)

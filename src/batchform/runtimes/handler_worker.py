@@ -15,6 +15,9 @@ import time
 from multiprocessing.connection import Connection
 
 from batchform.errors import ModelError
+from batchform.records.batch import Batch
+from batchform.records.isolation import GroupTest, piece, record_ends
+from batchform.runtimes.base import IsolationPlan
 from batchform.runtimes.handler_module import HandlerSource, LoadedHandler, load_handler
 from batchform.runtimes.spool import (
     SPOOL_MIN_BYTES,
@@ -23,6 +26,7 @@ from batchform.runtimes.spool import (
     receive_fd,
     send_fd,
 )
+from batchform.spec.enums import SplitType
 
 
 def serve(conn: Connection, source: HandlerSource) -> None:
@@ -36,12 +40,17 @@ def serve(conn: Connection, source: HandlerSource) -> None:
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     while True:
         try:
-            kind, content_type, accept, option, *spooled = conn.recv()
-            payloads = conn.recv() if kind == "many" else [receive_payload(conn, sock, *spooled)]
+            header = conn.recv()
+            many = header[0] == "many"
+            payloads = conn.recv() if many else [receive_payload(conn, sock, header[-1])]
         except (EOFError, OSError):
             return
+        kind, content_type, accept, option = header[:4]
         if kind == "many":
             answer_many(conn, handler, payloads, content_type, accept, option)
+        elif kind == "isolate":
+            plan = IsolationPlan(*header[4])
+            answer_isolating(conn, handler, payloads[0], content_type, accept, option, plan)
         else:
             answer(conn, handler, payloads[0], content_type, accept, sock if option else None)
 
@@ -105,6 +114,58 @@ def answer_many(
         except ModelError as exc:
             done.append(("error", exc.status, exc.message))
     conn.send(done)
+
+
+def answer_isolating(
+    conn: Connection,
+    handler: LoadedHandler,
+    payload: bytes,
+    content_type: str | None,
+    accept: str | None,
+    report_every: float,
+    plan: IsolationPlan,
+) -> None:
+    """Group-test the payload's records here, next to the model: no round trip per test.
+    A tick goes out at least every `report_every` seconds, so a hung call is noticed."""
+    whole = Batch(payload, 0, plan.record_count, 0)
+    ends = record_ends(payload, SplitType(plan.split_type), plan.record_count)
+    tester = GroupTest(plan.record_count, known_bad=plan.known_bad, group_size=plan.group_size)
+    passed: list[tuple[int, int, bytes]] = []
+    failed: list[tuple[int, int, str]] = []
+    retries = 0
+    reported = time.monotonic()
+    while not tester.done:
+        for test in tester.next_round():
+            if time.monotonic() - reported >= report_every:
+                conn.send(("tick",))
+                reported = time.monotonic()
+            part = piece(whole, ends, test.first, test.end).payload
+            outcome, tries = _with_retries(handler, part, content_type, accept, plan.max_retries)
+            retries += tries
+            tester.report(test, isinstance(outcome, bytes))
+            if isinstance(outcome, bytes):
+                passed.append((test.first, test.end, outcome))
+            elif test.count == 1:
+                failed.append((test.first, outcome.status, outcome.message))
+    conn.send(("isolated", passed, failed, retries))
+
+
+def _with_retries(
+    handler: LoadedHandler,
+    payload: bytes,
+    content_type: str | None,
+    accept: str | None,
+    max_retries: int,
+) -> tuple[bytes | ModelError, int]:
+    """The answer, or the error once retries are spent (5xx only, as the engine retries)."""
+    attempt = 0
+    while True:
+        try:
+            return handler.transform(payload, content_type, accept)[0], attempt
+        except ModelError as exc:
+            if not exc.retriable or attempt >= max_retries:
+                return exc, attempt
+            attempt += 1
 
 
 def main() -> None:
