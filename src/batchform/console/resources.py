@@ -9,10 +9,9 @@ from starlette.responses import PlainTextResponse, Response
 
 from batchform.console import charts, live
 from batchform.console import format as formatting
-from batchform.console.web import PREFIX, Console, Refused, Visit, file_response, redirect
+from batchform.console.web import PREFIX, TERMINAL, Console, Refused, Visit, file_response, redirect
 from batchform.errors import EndpointModelError, ServiceError
 
-TERMINAL = ("Completed", "Failed", "Stopped")
 #: How much of a model's answer the try-it form shows.
 ANSWER_PREVIEW = 64 * 1024
 

@@ -10,11 +10,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from batchform.console import charts, forms, live
 from batchform.console import format as formatting
-from batchform.console.web import PREFIX, Console, Refused, Visit, file_response, redirect
+from batchform.console.web import PREFIX, TERMINAL, Console, Refused, Visit, file_response, redirect
 from batchform.errors import BatchformError, SpecValidationError, describe_problem
 from batchform.service import parse_transform_request
-
-TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 def _job_url(name: str) -> str:

@@ -46,6 +46,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+#: The statuses a job ends in.
+TERMINAL = ("Completed", "Failed", "Stopped")
 NAV = (
     ("transform-jobs", "Transform jobs"),
     ("training-jobs", "Training jobs"),
@@ -85,6 +87,8 @@ Page = Callable[[Visit], Awaitable[Response]]
 
 
 class Console:
+    """The console's state: the service's operations, sessions, templates."""
+
     def __init__(self, service: Service, access_keys: Mapping[str, str] | None) -> None:
         self.service = service
         self.operations = service.operations()
