@@ -373,9 +373,13 @@ def test_an_endpoints_try_it_form_returns_a_prediction(page: Any, server: Server
     # The invocation is counted in the endpoint's figures.
     assert page.locator("#fig-invocations").inner_text() == "1"
 
+    assert "is serving" in page.locator("#log").inner_text()  # the endpoint's own log
+
     page.get_by_label("Request body").fill("not,numbers")
     page.get_by_role("button", name="Invoke").click()
     assert "ModelError" in page.locator("#try-answer").inner_text()
+    # The model's traceback reaches the page's log tail.
+    page.wait_for_function("document.getElementById('log').textContent.includes('ValueError')")
 
 
 def test_posts_without_the_pages_csrf_token_are_refused(server: Server, tmp_path: Path) -> None:

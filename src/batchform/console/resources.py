@@ -98,22 +98,25 @@ async def endpoint_page(
 ) -> Response:
     name = visit.path("name")
     context = await _endpoint_context(console, name)
-    status = 200 if answer is None or answer.get("ok") else 400
+    log = await run_in_threadpool(console.service.endpoints.log_path, name)
+    lines, offset = await run_in_threadpool(live.tail, log)
     return console.render(
         "endpoint/endpoint.html",
         visit,
-        status,
+        200 if answer is None or answer.get("ok") else 400,
         answer=answer,
         events_url=f"{PREFIX}/endpoints/{name}/events",
-        log_offset=0,
+        log_lines=lines,
+        log_offset=offset,
         **context,
     )
 
 
 async def endpoint_events(console: Console, visit: Visit) -> Response:
     name = visit.path("name")
+    log = await run_in_threadpool(console.service.endpoints.log_path, name)
     return live.page_events(
-        console, visit, lambda: _endpoint_context(console, name), ENDPOINT_FRAGMENTS, None, 2.0
+        console, visit, lambda: _endpoint_context(console, name), ENDPOINT_FRAGMENTS, log, 2.0
     )
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from batchform.endpoints.hosting import VariantSpec
 from batchform.endpoints.manager import EndpointAnswer, EndpointManager
+from batchform.endpoints.manager import log_path as endpoint_log_path
 from batchform.engine.executors import ExecutorSettings
 from batchform.errors import EndpointNotFound, InvalidRequest
 from batchform.jobs import resources
@@ -185,6 +187,11 @@ class Endpoints:
         """The endpoint's instances and its recent invocations (the console's view)."""
         self._endpoint(name)
         return {"instances": self.manager.instances(name), **self.manager.stats.summary(name)}
+
+    def log_path(self, name: str) -> Path:
+        """Where the endpoint's model processes' output and its own lines go."""
+        self._endpoint(name)
+        return endpoint_log_path(name)
 
     def check_invocable(self, name: str) -> None:
         if not self.manager.serving(name) and self.store.get(ENDPOINTS, name) is None:
