@@ -6,6 +6,7 @@ import itertools
 import json
 from pathlib import Path
 
+import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,6 +51,9 @@ def test_split_object_output_equals_the_unsplit_one(tmp_path: Path) -> None:
     assert outputs(tmp_path) == {"big.csv.out": rows.upper(), "small.csv.out": b"1\n2\n"}
     assert [r.key for r in outcome.results] == ["big.csv", "small.csv"]
     assert outcome.results[0].records == 60000
+    # The whole object's checksum comes from its parts' without reading them back.
+    assert outcome.results[0].crc32c == crc32c.crc32c(rows.upper())
+    assert outcome.results[0].bytes_out == len(rows)
 
 
 def test_dead_letters_of_parts_count_records_from_the_object_start(tmp_path: Path) -> None:

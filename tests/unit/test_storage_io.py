@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import cast
 
+import crc32c
 import fsspec
 import pytest
 
@@ -220,3 +221,19 @@ def test_s3_without_s3fs_names_the_extra_to_install(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(ConfigurationError, match=r"pip install 'batchform\[s3\]'"):
         filesystem("s3://bucket/key")
+
+
+def test_append_object_copies_in_the_kernel_after_buffered_bytes(tmp_path: Path) -> None:
+    from batchform.storage import append_object, atomic_output, object_crc32c
+
+    part = tmp_path / "part.out"
+    part.write_bytes(b"0123456789" * 100_000)
+    target = tmp_path / "whole.out"
+    with atomic_output(str(target)) as sink:
+        sink.write(b"head:")
+        assert append_object(sink, str(part)) == 1_000_000
+        sink.write(b":tail")
+        assert append_object(sink, str(part)) == 1_000_000
+    data = part.read_bytes()
+    assert target.read_bytes() == b"head:" + data + b":tail" + data
+    assert object_crc32c(str(target)) == crc32c.crc32c(target.read_bytes())

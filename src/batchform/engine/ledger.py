@@ -14,14 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import crc32c
 import orjson
 
 from batchform import storage
 from batchform.errors import BatchformError
 from batchform.storage import InputObject
-
-_CHUNK = 8 * 1024 * 1024
 
 
 class ResumeRefused(BatchformError):
@@ -131,10 +128,6 @@ def intact(entry: FinishedObject) -> bool:
     try:
         if fs.size(path) != entry.size:
             return False
-        checksum = 0
-        with fs.open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                checksum = crc32c.crc32c(chunk, checksum)
+        return storage.object_crc32c(entry.output_url) == entry.crc32c
     except (OSError, BatchformError):
         return False
-    return checksum == entry.crc32c

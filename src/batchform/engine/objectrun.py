@@ -35,6 +35,8 @@ class ObjectResult:
     bytes_out: int = 0
     #: What the pipeline read of it (decompressed), as progress counted it.
     bytes_read: int = 0
+    #: CRC32C of the committed output (None until it is committed).
+    crc32c: int | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -168,6 +170,7 @@ class ObjectRun:
         sink.__exit__(None, None, None)
         if self.dead_letters:
             self._write_dead_letters()
+        self.result.crc32c = self._crc32c
         if self._on_commit is not None:
             self._on_commit(self.result, self._crc32c)
 

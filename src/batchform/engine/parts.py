@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import orjson
 
 from batchform import storage
+from batchform.engine.checksum import crc32c_combine
 from batchform.engine.ledger import FinishedObject
 from batchform.engine.objectrun import ObjectResult
 from batchform.errors import StorageError
@@ -26,7 +27,6 @@ from batchform.storage import InputObject
 
 PARTS_PREFIX = "_batchform/parts"
 _WINDOW = 64 * 1024
-_COPY_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -149,20 +149,20 @@ def _part(
 
 
 def _concatenate(parts: list[ObjectResult | FinishedObject], url: str, result: ObjectResult) -> int:
-    import crc32c
-
+    """Join the parts' outputs into `url`; the CRC32C of the whole from the parts' own."""
     checksum = 0
     with storage.atomic_output(url) as sink:
         for part in parts:
-            fs, path = storage.filesystem(part.output_url)
-            with fs.open(path, "rb") as source:
-                while chunk := source.read(_COPY_CHUNK):
-                    sink.write(chunk)
-                    checksum = crc32c.crc32c(chunk, checksum)
-                    result.bytes_out += len(chunk)
+            size = storage.append_object(sink, part.output_url)
+            part_checksum = part.crc32c
+            if part_checksum is None:  # not recorded: read it back
+                part_checksum = storage.object_crc32c(part.output_url)
+            checksum = crc32c_combine(checksum, part_checksum, size)
+            result.bytes_out += size
             result.records += part.records
             result.bad_records += part.bad_records
             result.batches += getattr(part, "batches", 0)
+    result.crc32c = checksum
     return checksum
 
 

@@ -6,14 +6,16 @@ s3fs, any other fsspec protocol); failures surface as ``batchform.errors.Storage
 
 from batchform.storage.filesystems import filesystem, read_bytes, remove
 from batchform.storage.inputs import InputObject, list_inputs
-from batchform.storage.reading import open_input
-from batchform.storage.writing import atomic_output, output_url, write_bytes
+from batchform.storage.reading import object_crc32c, open_input
+from batchform.storage.writing import append_object, atomic_output, output_url, write_bytes
 
 __all__ = [
     "InputObject",
+    "append_object",
     "atomic_output",
     "filesystem",
     "list_inputs",
+    "object_crc32c",
     "open_input",
     "output_url",
     "read_bytes",

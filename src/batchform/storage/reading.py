@@ -8,6 +8,8 @@ import zlib
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, BinaryIO, TypeVar, cast
 
+import crc32c
+
 from batchform.errors import StorageError
 from batchform.spec.enums import CompressionType
 from batchform.storage.filesystems import (
@@ -30,6 +32,16 @@ _CORRUPT_GZIP = (gzip.BadGzipFile, EOFError, zlib.error)
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+def object_crc32c(url: str) -> int:
+    """CRC32C of the object's bytes, streamed."""
+    fs, path = filesystem(url)
+    checksum = 0
+    with translate_errors(url, "read"), fs.open(path, "rb") as handle:
+        while chunk := handle.read(_READ_BLOCK_SIZE):
+            checksum = crc32c.crc32c(chunk, checksum)
+    return checksum
 
 
 def open_input(obj: InputObject, compression: CompressionType | str) -> BinaryIO:
