@@ -280,7 +280,7 @@ def _user_frame(tb: TracebackType | None, code_dir: str) -> str | None:
     Walks the frames directly (no source lines read): isolating bad records may ask
     this for thousands of failures.
     """
-    prefix = os.path.join(os.path.abspath(code_dir), "")
+    prefix = _folder_prefix(code_dir)
     found = None
     while tb is not None:
         code = tb.tb_frame.f_code
@@ -293,6 +293,11 @@ def _user_frame(tb: TracebackType | None, code_dir: str) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _absolute(path: str) -> str:
     return os.path.abspath(path)
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_prefix(folder: str) -> str:
+    return os.path.join(os.path.abspath(folder), "")
 
 
 # --- serving ----------------------------------------------------------------------------
