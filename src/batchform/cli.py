@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -188,6 +187,8 @@ def _execute(run: service.TransformRun) -> None:
 
 
 def _load_spec(path: str) -> dict[str, Any]:
+    import yaml  # only specs given as files need it
+
     loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     if not isinstance(loaded, dict):
         raise click.UsageError(f"{path}: expected a CreateTransformJob request object")
