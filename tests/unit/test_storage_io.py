@@ -237,3 +237,22 @@ def test_append_object_copies_in_the_kernel_after_buffered_bytes(tmp_path: Path)
     data = part.read_bytes()
     assert target.read_bytes() == b"head:" + data + b":tail" + data
     assert object_crc32c(str(target)) == crc32c.crc32c(target.read_bytes())
+
+
+def test_join_objects_makes_the_first_object_the_whole(tmp_path: Path) -> None:
+    from batchform.errors import StorageError
+    from batchform.storage import join_objects
+
+    parts = [tmp_path / f"part-{i}.out" for i in range(3)]
+    for index, part in enumerate(parts):
+        part.write_bytes(bytes([65 + index]) * (100_000 + index))
+    target = tmp_path / "out" / "whole.out"
+    assert join_objects([str(p) for p in parts], str(target)) == [100_000, 100_001, 100_002]
+    assert target.read_bytes() == b"A" * 100_000 + b"B" * 100_001 + b"C" * 100_002
+    assert not parts[0].exists() and parts[1].exists()  # the first one became the whole
+
+    parts[0].write_bytes(b"first\n")
+    with pytest.raises(StorageError):
+        join_objects([str(parts[0]), str(tmp_path / "missing.out")], str(tmp_path / "x.out"))
+    assert parts[0].read_bytes() == b"first\n"  # cut back, as its ledger entry says
+    assert not (tmp_path / "x.out").exists()

@@ -150,18 +150,18 @@ def _part(
 
 def _concatenate(parts: list[ObjectResult | FinishedObject], url: str, result: ObjectResult) -> int:
     """Join the parts' outputs into `url`; the CRC32C of the whole from the parts' own."""
+    checksums = [
+        part.crc32c if part.crc32c is not None else storage.object_crc32c(part.output_url)
+        for part in parts
+    ]
+    sizes = storage.join_objects([part.output_url for part in parts], url)
     checksum = 0
-    with storage.atomic_output(url) as sink:
-        for part in parts:
-            size = storage.append_object(sink, part.output_url)
-            part_checksum = part.crc32c
-            if part_checksum is None:  # not recorded: read it back
-                part_checksum = storage.object_crc32c(part.output_url)
-            checksum = crc32c_combine(checksum, part_checksum, size)
-            result.bytes_out += size
-            result.records += part.records
-            result.bad_records += part.bad_records
-            result.batches += getattr(part, "batches", 0)
+    for part, size, part_checksum in zip(parts, sizes, checksums, strict=True):
+        checksum = crc32c_combine(checksum, part_checksum, size)
+        result.bytes_out += size
+        result.records += part.records
+        result.bad_records += part.bad_records
+        result.batches += getattr(part, "batches", 0)
     result.crc32c = checksum
     return checksum
 

@@ -73,6 +73,34 @@ def append_object(sink: BinaryIO, url: str) -> int:
         return copied
 
 
+def join_objects(urls: list[str], target: str) -> list[int]:
+    """Concatenate the objects at `urls` into `target`, atomically; each one's size.
+
+    Locally the first object becomes the target: the others are appended to it by the
+    kernel and it is renamed into place, so its bytes are neither read nor written
+    again. Should that fail, the first object is cut back to what it was. Elsewhere
+    the target is written afresh. The sources are left for the caller to remove.
+    """
+    fs, path = filesystem(target)
+    first_fs, first = filesystem(urls[0])
+    if not (is_local(fs) and is_local(first_fs)):
+        with atomic_output(target) as sink:
+            return [append_object(sink, url) for url in urls]
+    with translate_errors(target, "join"):
+        original = os.path.getsize(first)
+        try:
+            with open(first, "r+b") as sink:
+                sink.seek(0, os.SEEK_END)
+                sizes = [original, *(append_object(sink, url) for url in urls[1:])]
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            os.replace(first, path)
+        except BaseException:
+            with suppress(OSError):
+                os.truncate(first, original)
+            raise
+    return sizes
+
+
 def _fileno(file: BinaryIO) -> int | None:
     try:
         return file.fileno()
