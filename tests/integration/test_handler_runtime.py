@@ -188,3 +188,17 @@ def test_the_worker_isolates_failing_records_itself(tmp_path: Path) -> None:
     assert [i for first, end, _ in answered for i in range(first, end)] == [
         i for i in range(len(rows)) if i % 97 != 3
     ]
+
+
+def test_native_threads_follow_the_instance_share_of_the_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances on two cores: each one worker, one BLAS thread, or four threads spin."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    context = RuntimeContext("job/instance-2", str(tmp_path), {}, 1, lambda line: None, cpus=1)
+    rt = HandlerRuntime(find_handler(str(HANDLERS / "misbehaving")), context, startup_timeout=60)
+    with rt:
+        pid = int(call(rt, b"PID"))
+        environment = psutil.Process(pid).environ()
+    assert environment["OPENBLAS_NUM_THREADS"] == environment["OMP_NUM_THREADS"] == "1"

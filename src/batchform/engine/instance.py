@@ -130,6 +130,7 @@ def _runtime_context(
         workers=handler_workers(request, context.cpus),
         log=lambda line: context.log(line, context.name),
         count=lambda name, amount: context.progress.add(**{name: amount}),
+        cpus=context.cpus,
     )
 
 

@@ -85,6 +85,8 @@ class RuntimeContext:
     log: Callable[[str], None] = field(default=lambda line: None)
     #: Counts events the job reports (`model_restarts`), by name and amount.
     count: Callable[[str, int], None] = field(default=lambda name, amount: None)
+    #: The cores this instance has (its share of the machine); None: all of them.
+    cpus: int | None = None
 
 
 class Runtime(ABC):

@@ -162,7 +162,7 @@ class HandlerRuntime(Runtime):
         ]
         environment = {
             **os.environ,
-            **native_thread_limits(self.workers),
+            **native_thread_limits(self.workers, self._context.cpus),
             **self._context.environment,
         }
         try:

@@ -117,12 +117,13 @@ def link_model_folder(workspace: Workspace, source: str | os.PathLike[str]) -> N
     target.symlink_to(Path(source).absolute(), target_is_directory=True)
 
 
-def native_thread_limits(workers: int) -> dict[str, str]:
+def native_thread_limits(workers: int, cores: int | None = None) -> dict[str, str]:
     """Native thread pools (BLAS, OpenMP) sized to each of `workers` processes' share of
-    the cores: each worker's numpy would otherwise start a thread per core, and the
-    pools together oversubscribe the machine and spin. A user's own setting wins.
+    `cores` (the machine's by default; an instance's share of it when several run):
+    each worker's numpy would otherwise start a thread per core, and the pools together
+    oversubscribe the machine and spin. A user's own setting wins.
     """
-    share = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    share = str(max(1, (cores or os.cpu_count() or 1) // max(1, workers)))
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
     return {name: share for name in names if name not in os.environ}
 
