@@ -26,6 +26,7 @@ from batchform.errors import (
     ModelError,
     RecordTooLargeError,
 )
+from batchform.records.assembly import assemble
 from batchform.records.batch import Batch
 from batchform.records.isolation import (
     GroupTest,
@@ -135,13 +136,6 @@ class BadRecordRate:
             return self._bad / self._records if self._bad >= 3 else 0.0
 
 
-def assemble(body: bytes, assemble_with: AssembleWith) -> bytes:
-    """AssembleWith=Line: exactly one newline after each response, never a blank line."""
-    if assemble_with is AssembleWith.LINE and not body.endswith(b"\n"):
-        return body + b"\n"
-    return body
-
-
 def assemble_spooled(body: SpooledBody, assemble_with: AssembleWith) -> list[Segment]:
     """`assemble` for an answer left in its spool file: the newline goes after it."""
     if assemble_with is AssembleWith.LINE and not body.ends_with_newline:
@@ -197,18 +191,14 @@ class BatchInvoker:
 
     def _isolate_records(self, batch: Batch, key: str, *, known_bad: bool) -> Answer:
         """Group-test the batch: good records answered in order, bad ones dead-lettered."""
-        ends = record_ends(batch.payload, self._input.split_type, batch.record_count)
         size = group_size(self._rate.rate)
         found = self._isolated_by_runtime(batch, known_bad, size)
         if found is not None:
-            answer = self._answer_isolated(batch, key, ends, found)
+            answer = self._answer_isolated(batch, key, found)
         else:
-            answer = self._group_test(
-                batch,
-                key,
-                ends,
-                GroupTest(batch.record_count, known_bad=known_bad, group_size=size),
-            )
+            tester = GroupTest(batch.record_count, known_bad=known_bad, group_size=size)
+            ends = record_ends(batch.payload, self._input.split_type, batch.record_count)
+            answer = self._group_test(batch, key, ends, tester)
         self._rate.observe(batch.record_count, len(answer.dead_letters))
         return answer
 
@@ -218,7 +208,12 @@ class BatchInvoker:
         if not self._spool:
             return None
         plan = IsolationPlan(
-            self._input.split_type.value, batch.record_count, known_bad, size, self._max_retries
+            self._input.split_type.value,
+            batch.record_count,
+            known_bad,
+            size,
+            self._max_retries,
+            self._output.assemble_with.value,
         )
         try:
             found = self._runtime.isolate(self._request(batch.payload), plan)
@@ -229,15 +224,18 @@ class BatchInvoker:
             self._progress.add(retries=found.retries)
         return found
 
-    def _answer_isolated(self, batch: Batch, key: str, ends: list[int], found: Isolated) -> Answer:
-        parts: list[Segment] = [
-            assemble(body, self._output.assemble_with) for _, _, body in sorted(found.passed)
-        ]
+    def _answer_isolated(self, batch: Batch, key: str, found: Isolated) -> Answer:
         letters = [
-            _dead_letter(piece(batch, ends, index, index + 1), key, ModelError(status, message))
-            for index, status, message in sorted(found.failed)
+            _dead_letter(
+                Batch(
+                    batch.payload[start:end], batch.first_record + index, 1, batch.offset + start
+                ),
+                key,
+                ModelError(status, message),
+            )
+            for index, start, end, status, message in sorted(found.failed)
         ]
-        return Answer(parts, letters)
+        return Answer([found.body] if found.body else [], letters)
 
     def _group_test(self, batch: Batch, key: str, ends: list[int], tester: GroupTest) -> Answer:
         answered: list[tuple[int, list[Segment]]] = []

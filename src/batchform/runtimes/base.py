@@ -56,16 +56,17 @@ class IsolationPlan:
     known_bad: bool  # the payload as a whole already failed
     group_size: int
     max_retries: int
+    assemble_with: str  # an AssembleWith value: how the answers of the pieces are joined
 
 
 @dataclass(frozen=True, slots=True)
 class Isolated:
-    """Which records answered and which failed alone, found next to the model."""
+    """What isolation next to the model found: the good records' answers, joined in
+    record order as AssembleWith joins answers, and each record that failed alone."""
 
-    #: (first record, end record, answer) for each run of records answered in one call.
-    passed: list[tuple[int, int, bytes]]
-    #: (record index, status, message) for each record that failed alone.
-    failed: list[tuple[int, int, str]]
+    body: bytes
+    #: (record index, start byte, end byte, status, message) of each failed record.
+    failed: list[tuple[int, int, int, int, str]]
     retries: int = 0
 
 

@@ -15,6 +15,7 @@ import time
 from multiprocessing.connection import Connection
 
 from batchform.errors import ModelError
+from batchform.records.assembly import assemble
 from batchform.records.isolation import GroupTest, record_ends
 from batchform.runtimes.base import IsolationPlan
 from batchform.runtimes.handler_module import HandlerSource, LoadedHandler, load_handler
@@ -25,7 +26,7 @@ from batchform.runtimes.spool import (
     receive_fd,
     send_fd,
 )
-from batchform.spec.enums import SplitType
+from batchform.spec.enums import AssembleWith, SplitType
 
 
 def serve(conn: Connection, source: HandlerSource) -> None:
@@ -129,8 +130,8 @@ def answer_isolating(
     ends = record_ends(payload, SplitType(plan.split_type), plan.record_count)
     starts = [0, *ends]
     tester = GroupTest(plan.record_count, known_bad=plan.known_bad, group_size=plan.group_size)
-    passed: list[tuple[int, int, bytes]] = []
-    failed: list[tuple[int, int, str]] = []
+    passed: list[tuple[int, bytes]] = []
+    failed: list[tuple[int, int, int, int, str]] = []
     retries = 0
     reported = time.monotonic()
     while not tester.done:
@@ -143,10 +144,13 @@ def answer_isolating(
             retries += tries
             tester.report(test, isinstance(outcome, bytes))
             if isinstance(outcome, bytes):
-                passed.append((test.first, test.end, outcome))
+                passed.append((test.first, outcome))
             elif test.count == 1:
-                failed.append((test.first, outcome.status, outcome.message))
-    conn.send(("isolated", passed, failed, retries))
+                start, end = starts[test.first], ends[test.first]
+                failed.append((test.first, start, end, outcome.status, outcome.message))
+    joining = AssembleWith(plan.assemble_with)
+    body = b"".join(assemble(answer, joining) for _, answer in sorted(passed))
+    conn.send(("isolated", body, failed, retries))
 
 
 def _with_retries(
