@@ -41,6 +41,8 @@ CHECK_SECONDS = 30.0
 #: Where a placed model process listens: every interface, so other machines reach it.
 ANY_ADDRESS = "0.0.0.0"
 _RUNTIME = "endpoint-runtime"
+#: The log stream of lines about the endpoint as a whole.
+ENDPOINT_STREAM = "endpoint"
 
 Log = Callable[[str, str], None]  # (stream, line)
 
@@ -179,7 +181,7 @@ def place_variant(
         count=len(instance_ids),
         resources=instance_resources(instance_type, model.environment),
         workspace=workspace,
-        on_event=lambda index, event: _log_event(log, streams[index], event),
+        on_event=lambda _index, event: _log_event(log, event),
         progress=_Uncounted(),
     )
     pool = get_executor(executor).start(spec)
@@ -191,10 +193,11 @@ def place_variant(
     return PlacedVariant(pool, runtimes)
 
 
-def _log_event(log: Log, stream: str, event: object) -> None:
-    """Lines an instance sends home: the pool's own (placement) go to its stream too."""
+def _log_event(log: Log, event: object) -> None:
+    """Lines instances send home; the pool's own (where each actor landed) go to the
+    endpoint's stream, as its other lines about all its instances do."""
     if isinstance(event, LogLine):
-        log(stream if event.stream == "data-log" else event.stream, event.line)
+        log(ENDPOINT_STREAM if event.stream == "data-log" else event.stream, event.line)
 
 
 class _Uncounted:
