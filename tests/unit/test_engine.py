@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from batchform.engine.job import TransformJob, TransformOutcome, shard_by_key
-from batchform.errors import ModelError, ModelTimeoutError
+from batchform.errors import ModelConnectionError, ModelError, ModelTimeoutError
 from batchform.jobs.lifecycle import JobStatus
 from batchform.runtimes.base import ExecutionParameters, Runtime, RuntimeContext
 from batchform.runtimes.mock import Answer, MockRuntime
@@ -233,6 +233,27 @@ def test_stop_leaves_no_partial_output(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists() or outputs(tmp_path) == {}
     leftovers = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
     assert [p for p in leftovers if p.is_file()] == []
+
+
+def test_requests_cut_short_by_a_stop_are_the_stop_not_failures(tmp_path: Path) -> None:
+    write(tmp_path, "a.csv", b"".join(b"%d\n" % i for i in range(50)))
+    write(tmp_path, "b.csv", b"".join(b"%d\n" % i for i in range(50)))
+    stop = threading.Event()
+
+    def answer(payload: bytes) -> bytes:
+        stop.set()  # the job is stopped, and stopping tears the model down under us
+        raise ModelConnectionError("handler worker process exited with code 0")
+
+    job = TransformJob(
+        request(tmp_path, BatchStrategy="SingleRecord"),
+        lambda context: MockRuntime(answer),
+        str(tmp_path / "ws"),
+        log=lambda line: None,
+        stop=stop,
+    )
+    outcome = job.run()
+    assert outcome.status is JobStatus.STOPPED
+    assert (outcome.progress.objects_failed, outcome.progress.errors) == (0, 0)
 
 
 @pytest.mark.parametrize("strategy", ["SingleRecord", "MultiRecord"])

@@ -139,6 +139,11 @@ class InstancePipeline:
             run.fail(exc, holds_slot=True)
             return
         except (InvocationError, InputFormatError) as exc:
+            if self._job.stop.is_set():
+                # The model was torn down under this request to stop the job: that is
+                # the stop, not a failure of the model or of the object.
+                run.fail(JobStopped("stopped"), holds_slot=True)
+                return
             self._job.progress.add(errors=1)
             run.fail(_with_batch(_located(exc, run.result.key), run, batch), holds_slot=True)
             return
