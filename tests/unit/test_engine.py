@@ -212,6 +212,18 @@ def test_execution_parameters_apply_when_the_request_is_silent(tmp_path: Path) -
     assert outcome.settings.max_concurrent_transforms == 1
 
 
+def run_until_stopped(tmp_path: Path, answer: Answer, stop: threading.Event) -> TransformOutcome:
+    """A SingleRecord job whose model `answer`s; `answer` sets `stop` when it wants."""
+    job = TransformJob(
+        request(tmp_path, BatchStrategy="SingleRecord"),
+        lambda context: MockRuntime(answer),
+        str(tmp_path / "ws"),
+        log=lambda line: None,
+        stop=stop,
+    )
+    return job.run()
+
+
 def test_stop_leaves_no_partial_output(tmp_path: Path) -> None:
     write(tmp_path, "a.csv", b"".join(b"%d\n" % i for i in range(200)))
     stop = threading.Event()
@@ -221,14 +233,7 @@ def test_stop_leaves_no_partial_output(tmp_path: Path) -> None:
         time.sleep(0.05)
         return payload
 
-    job = TransformJob(
-        request(tmp_path, BatchStrategy="SingleRecord"),
-        lambda context: MockRuntime(answer),
-        str(tmp_path / "ws"),
-        log=lambda line: None,
-        stop=stop,
-    )
-    outcome = job.run()
+    outcome = run_until_stopped(tmp_path, answer, stop)
     assert outcome.status is JobStatus.STOPPED
     assert not (tmp_path / "out").exists() or outputs(tmp_path) == {}
     leftovers = list((tmp_path / "out").rglob("*")) if (tmp_path / "out").exists() else []
@@ -244,14 +249,7 @@ def test_requests_cut_short_by_a_stop_are_the_stop_not_failures(tmp_path: Path) 
         stop.set()  # the job is stopped, and stopping tears the model down under us
         raise ModelConnectionError("handler worker process exited with code 0")
 
-    job = TransformJob(
-        request(tmp_path, BatchStrategy="SingleRecord"),
-        lambda context: MockRuntime(answer),
-        str(tmp_path / "ws"),
-        log=lambda line: None,
-        stop=stop,
-    )
-    outcome = job.run()
+    outcome = run_until_stopped(tmp_path, answer, stop)
     assert outcome.status is JobStatus.STOPPED
     assert (outcome.progress.objects_failed, outcome.progress.errors) == (0, 0)
 
