@@ -29,7 +29,7 @@ from batchform.engine.executors import (
     PoolSpec,
     get_executor,
 )
-from batchform.engine.executors.base import LogLine
+from batchform.engine.executors.base import LogLine, NoProgress
 from batchform.engine.executors.resources import instance_resources
 from batchform.engine.remote import ShippedModel, ship_model
 from batchform.errors import BatchformError, RuntimeStartError
@@ -182,7 +182,7 @@ def place_variant(
         resources=instance_resources(instance_type, model.environment),
         workspace=workspace,
         on_event=lambda _index, event: _log_event(log, event),
-        progress=_Uncounted(),
+        progress=NoProgress(),  # invocations are counted at the proxy
     )
     pool = get_executor(executor).start(spec)
     shipped = ship_model(factory, pool)
@@ -198,13 +198,3 @@ def _log_event(log: Log, event: object) -> None:
     endpoint's stream, as its other lines about all its instances do."""
     if isinstance(event, LogLine):
         log(ENDPOINT_STREAM if event.stream == "data-log" else event.stream, event.line)
-
-
-class _Uncounted:
-    """Endpoints count invocations at the proxy; instances have nothing to add."""
-
-    def add(self, **counts: int) -> None:
-        pass
-
-    def record_latency(self, seconds: float) -> None:
-        pass

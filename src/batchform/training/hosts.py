@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from batchform.engine.executors import ExecutorSettings, InstancePool, PoolSpec, get_executor
-from batchform.engine.executors.base import InstanceContext, InstanceLost, Shared
+from batchform.engine.executors.base import InstanceContext, InstanceLost, NoProgress, Shared
 from batchform.engine.executors.resources import instance_resources
 from batchform.engine.remote import check_reachable, machine_local, pack_folder, unpack
 from batchform.errors import BatchformError
@@ -138,7 +138,7 @@ class HostGroup:
             resources,
             str(self.root),
             self.on_event,
-            _Ignored(),
+            NoProgress(),
         )
         pool = get_executor(self.executor).start(spec)
         try:
@@ -219,13 +219,3 @@ def _instance_type(request: CreateTrainingJobRequest) -> str | None:
     resources = request.resource_config
     groups = resources.instance_groups or []
     return resources.instance_type or (groups[0].instance_type if groups else None)
-
-
-class _Ignored:
-    """Training hosts count nothing the job shows as progress."""
-
-    def add(self, **counts: int) -> None:
-        pass
-
-    def record_latency(self, seconds: float) -> None:
-        pass

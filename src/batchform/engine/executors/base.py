@@ -65,6 +65,17 @@ class ProgressCounter(Protocol):
     def record_latency(self, seconds: float) -> None: ...
 
 
+class NoProgress:
+    """A counter for instances whose work is not a job's progress (training hosts,
+    endpoint instances: those count elsewhere)."""
+
+    def add(self, **counts: int) -> None:
+        pass
+
+    def record_latency(self, seconds: float) -> None:
+        pass
+
+
 @dataclass
 class InstanceContext:
     """What a task sees where it runs; kept between the tasks one instance runs.
