@@ -33,6 +33,7 @@ def run_measured(
 ) -> Measurement:
     """Run a command; wall time from launch to exit, peak RSS of its whole process tree."""
     print(f"running {name} ...", file=sys.stderr, flush=True)
+    os.sync()  # an earlier run's output still being written back would slow this one
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: chatty tools never block
         started = time.perf_counter()
         process = subprocess.Popen(

@@ -191,12 +191,21 @@ def test_the_worker_isolates_failing_records_itself(tmp_path: Path) -> None:
 def test_native_threads_follow_the_instance_share_of_the_cores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two instances on two cores: each one worker, one BLAS thread, or four threads spin."""
+    """Two instances on two cores: each one worker, one BLAS thread, or four threads spin.
+
+    Workers also keep freed payload buffers for the next request, and a setting the user
+    made themselves is left as it is.
+    """
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
     context = RuntimeContext("job/instance-2", str(tmp_path), {}, 1, lambda line: None, cpus=1)
     rt = HandlerRuntime(find_handler(str(HANDLERS / "misbehaving")), context, startup_timeout=60)
     with rt:
         pid = int(call(rt, b"PID"))
         environment = psutil.Process(pid).environ()
     assert environment["OPENBLAS_NUM_THREADS"] == environment["OMP_NUM_THREADS"] == "1"
+    assert environment["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    assert int(environment["MALLOC_MMAP_THRESHOLD_"]) >= 64 * 2**20
+    assert environment["MALLOC_TRIM_THRESHOLD_"] == "12345"

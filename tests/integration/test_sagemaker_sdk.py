@@ -196,7 +196,9 @@ def test_a_model_created_from_the_job_transforms_new_data(
         sagemaker_session=session,
     )
     transformer.transform(train_uri, content_type="text/csv", split_type="Line", wait=True)
-    body = session.boto_session.client("s3").get_object(
-        Bucket=BUCKET, Key="pca/from-job/part-0.csv.out"
-    )["Body"].read()
+    body = (
+        session.boto_session.client("s3")
+        .get_object(Bucket=BUCKET, Key="pca/from-job/part-0.csv.out")["Body"]
+        .read()
+    )
     assert len(body.decode().splitlines()) == 300  # SingleRecord: one answer per row

@@ -36,7 +36,7 @@ from batchform.runtimes.base import (
 )
 from batchform.runtimes.handler_source import HandlerSource
 from batchform.runtimes.spool import SPOOL_MIN_BYTES, SpooledBody, receive_fd, send_fd, spool
-from batchform.runtimes.workspace import native_thread_limits
+from batchform.runtimes.workspace import worker_tuning
 
 #: How long a worker may take to import the handler and run model_fn.
 DEFAULT_STARTUP_TIMEOUT = 600.0
@@ -162,7 +162,7 @@ class HandlerRuntime(Runtime):
         ]
         environment = {
             **os.environ,
-            **native_thread_limits(self.workers, self._context.cpus),
+            **worker_tuning(self.workers, self._context.cpus),
             **self._context.environment,
         }
         try:

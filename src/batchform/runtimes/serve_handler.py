@@ -37,7 +37,7 @@ from batchform.errors import RuntimeStartError
 from batchform.runtimes.handler_module import PROGRAM_ENV, HandlerSource, find_handler
 from batchform.runtimes.modeldata import extract_model_data
 from batchform.runtimes.serve_worker import Balance, WorkerSetup
-from batchform.runtimes.workspace import native_thread_limits
+from batchform.runtimes.workspace import worker_tuning
 
 DEFAULT_PORT = 8080  # what SageMaker binds when SAGEMAKER_BIND_TO_PORT is not set
 DEFAULT_STOP_GRACE = 30.0
@@ -141,7 +141,7 @@ class _Supervisor:
         self._balance_file = tempfile.TemporaryFile()  # noqa: SIM115
         os.ftruncate(self._balance_file.fileno(), 4 * options.workers)
         self._balance = Balance(self._balance_file.fileno(), options.workers)
-        self._environment = {**os.environ, **native_thread_limits(options.workers)}
+        self._environment = {**os.environ, **worker_tuning(options.workers)}
         self._workers: dict[int, _Worker] = {}
 
     def run(self) -> None:
