@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from batchform.errors import InputFormatError, RecordTooLargeError
 from batchform.records import recordio, tfrecord
 from batchform.records.batch import Batch
-from batchform.records.batching import Batcher, make_batcher, split_batch
+from batchform.records.batching import Batcher, count_newlines, make_batcher, split_batch
 from batchform.spec.enums import BatchStrategy, SplitType
 
 MB = 1024 * 1024
@@ -189,3 +189,19 @@ def test_split_batch_into_many_pieces_keeps_every_record() -> None:
         sum(q.record_count for q in pieces[:i]) for i in range(10)
     ]
     assert sum(p.record_count for p in pieces) == 104
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 90_000), min_size=1, max_size=12),
+    st.integers(0, 2**20),
+    st.integers(0, 2**20),
+)
+def test_newlines_counted_in_steps_match_bytes_count(
+    gaps: list[int], start: int, length: int
+) -> None:
+    """Spans shorter and longer than a counting step, starting anywhere, newline-dense or not."""
+    buffer = b"".join(b"x" * gap + b"\n" for gap in gaps) * 5
+    start = min(start, len(buffer))
+    end = min(len(buffer), start + length)
+    assert count_newlines(buffer, start, end) == buffer.count(b"\n", start, end)
