@@ -123,7 +123,7 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
     "--split-objects-over",
     type=int,
     metavar="MB",
-    help="Cut Line-split objects over MB into byte ranges across instances.",
+    help="Cut Line-split objects over MB into ranges of about MB, dealt evenly to instances.",
 )
 @click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Job Environment entry.")
 @click.option("--name", help="TransformJobName (default: batchform-<time>).")

@@ -142,3 +142,50 @@ def test_resume_redoes_outputs_that_were_lost_or_damaged(tmp_path: Path, damage:
     assert resumed.returncode == 0, resumed.stderr
     assert outputs(tmp_path / "out") == expected
     assert finished_in_ledger(home, "damaged")[-1] == "part-05.csv.out".removesuffix(".out")
+
+
+def ledger_events(home: Path, name: str, kind: str) -> list[dict[str, object]]:
+    ledger = home / "jobs" / name / "ledger.jsonl"
+    if not ledger.exists():
+        return []
+    lines = [line for line in ledger.read_text().splitlines() if line.endswith("}")]
+    return [event for event in map(json.loads, lines) if event["event"] == kind]
+
+
+def test_a_split_object_killed_mid_join_resumes_from_what_was_joined(tmp_path: Path) -> None:
+    """One 6 MB file in 1 MB parts over 2 instances: the parts are joined as they finish,
+    a resumed job keeps the joined ones, and the `.out` is a clean run's."""
+    (tmp_path / "in").mkdir()
+    rows = b"".join(b"%07d,%s\n" % (i, b"v" * (i % 40)) for i in range(180_000))
+    (tmp_path / "in" / "big.csv").write_bytes(rows)
+    home = tmp_path / "home"
+
+    def split_command(out: str, name: str) -> list[str]:
+        argv = command(tmp_path, out, name)
+        argv[argv.index("SingleRecord")] = "MultiRecord"
+        argv[argv.index("SLOW_SECONDS=0.002")] = "SLOW_SECONDS=0.25"
+        return [*argv, "--max-payload", "1", "--instances", "2", "--split-objects-over", "1"]
+
+    env = {**os.environ, "BATCHFORM_HOME": str(home)}
+    victim = subprocess.Popen(split_command("out", "killed"), env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(ledger_events(home, "killed", "joined")) < 2:
+        assert victim.poll() is None, victim.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    joined_before = ledger_events(home, "killed", "joined")
+    assert not (tmp_path / "out" / "big.csv.out").exists()
+
+    resumed = run([sys.executable, "-m", "batchform.cli", "resume", "killed"], home)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "out" / "big.csv.out").read_bytes() == rows
+    # The resumed run grew the output on from where the killed one left it.
+    joined_after = ledger_events(home, "killed", "joined")[len(joined_before) :]
+    assert [event["parts"] for event in joined_after] == list(
+        range(int(str(joined_before[-1]["parts"])) + 1, 7)
+    )
+    assert [event["key"] for event in ledger_events(home, "killed", "object")] == ["big.csv"]
+    leftovers = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and "parts" in p.parts]
+    assert not leftovers

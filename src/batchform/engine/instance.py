@@ -16,6 +16,7 @@ from typing import Protocol
 from batchform.engine.executors.base import InstanceContext, portable
 from batchform.engine.invoker import BatchProcessor
 from batchform.engine.objectrun import ObjectResult
+from batchform.engine.partoutput import PartOutput
 from batchform.engine.pipeline import InstanceJob, InstancePipeline
 from batchform.engine.settings import EffectiveSettings, resolve_settings
 from batchform.errors import BatchformError, JobStopped
@@ -60,6 +61,8 @@ class TransformWork:
     processor_factory: ProcessorFactory
     #: Set when instances run elsewhere and the model's files must travel with the job.
     model_files: ModelFiles | None = None
+    #: Set when instances run in this process: where split objects' parts write.
+    part_output: Callable[[InputObject], PartOutput | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class RunUnits:
             context.log,
             self.work.processor_factory(request),
             isolate=extensions(request.environment).isolate,
+            part_output=self.work.part_output,
             on_commit=lambda result, checksum: context.emit(
                 Committed(_travelling(result), checksum)
             ),

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from batchform import storage
-from batchform.engine import parts
+from batchform.engine import joining, parts
 from batchform.engine.executors import (
     ExecutorSettings,
     InstancePool,
@@ -18,8 +18,9 @@ from batchform.engine.executors import (
 from batchform.engine.executors.resources import instance_resources
 from batchform.engine.instance import ProcessorFactory, RuntimeFactory, TransformWork
 from batchform.engine.invoker import BatchProcessor, PassThrough
-from batchform.engine.ledger import FinishedObject
+from batchform.engine.ledger import FinishedObject, JoinedPrefix
 from batchform.engine.objectrun import ObjectResult
+from batchform.engine.partoutput import OnJoined
 from batchform.engine.progress import JobProgress, ProgressSnapshot
 from batchform.engine.remote import check_reachable, ship_model
 from batchform.engine.schedule import JobEvents, Scheduler
@@ -62,6 +63,10 @@ class TransformJob:
     #: How objects were cut into work units, and parts finished by an earlier run.
     plan: parts.Plan | None = None
     kept: dict[str, FinishedObject] = field(default_factory=dict)
+    #: Split objects' parts joined by an earlier run, and where to record joins.
+    joined: dict[str, JoinedPrefix] = field(default_factory=dict)
+    on_joined: OnJoined | None = None
+    _assembler: joining.PartAssembler | None = None
 
     def run(self) -> TransformOutcome:
         if self.plan is None:
@@ -71,19 +76,19 @@ class TransformJob:
         self.progress.objects_total = len(objects)
         self.progress.bytes_total = sum(obj.size or 0 for obj in objects)
         shards = shard_by_key(objects, self.request.transform_resources.instance_count)
+        output_path = self.request.transform_output.s3_output_path
+        if joining.can_assemble_as_it_goes(self.plan, output_path, self.executor.name):
+            assembler = joining.PartAssembler(self.plan, output_path, self.on_joined)
+            self._assembler = assembler.resume_from(self.joined, self.kept)
         try:
             finished = self._execute(shards)
         except (JobStopped, KeyboardInterrupt):
+            self._assemble([], keep_pieces=True)
             return self._outcome(JobStatus.STOPPED, "stopped on request", [])
         except (NoCapacity, ConfigurationError) as exc:  # the instances could not run as asked
+            self._assemble([], keep_pieces=True)
             return self._outcome(JobStatus.FAILED, str(exc), [])
-        results = parts.assemble(
-            self.plan,
-            finished,
-            self.kept,
-            self.request.transform_output.s3_output_path,
-            self.on_commit,
-        )
+        results = self._assemble(finished, keep_pieces=self.stop.is_set())
         if self.stop.is_set():
             return self._outcome(JobStatus.STOPPED, "stopped on request", results)
         failed = [result for result in results if not result.succeeded]
@@ -98,13 +103,32 @@ class TransformJob:
         """Start the instances (only if there is work), run the shards, close them."""
         if not any(shards):
             return []
-        events = JobEvents(self.progress, self.log, self.on_commit, self._settled)
+        events = JobEvents(self.progress, self.log, self._committed, self._settled)
         pool = self._start(len(shards), events)
         try:
             work = self._work(pool, shards)
             return Scheduler(pool, work, events, self.stop).run(shards)
         finally:
             pool.close()
+
+    def _committed(self, result: ObjectResult, checksum: int) -> None:
+        """The ledger hears of a unit; a part written into its object's output is
+        recorded as that output grows instead."""
+        if self._assembler is not None and self._assembler.is_part(result.key):
+            return
+        if self.on_commit is not None:
+            self.on_commit(result, checksum)
+
+    def _assemble(self, finished: list[ObjectResult], *, keep_pieces: bool) -> list[ObjectResult]:
+        """Results by object, split objects' parts replaced by their object; with
+        `keep_pieces`, what unfinished objects joined so far stays for a resume."""
+        assert self.plan is not None
+        output_path = self.request.transform_output.s3_output_path
+        if self._assembler is None:
+            return parts.assemble(self.plan, finished, self.kept, output_path, self.on_commit)
+        joined = self._assembler.finish(self.on_commit, keep_pieces=keep_pieces)
+        singles = [r for r in finished if not self._assembler.is_part(r.key)]
+        return sorted(singles + joined, key=lambda result: result.key)
 
     def _start(self, count: int, events: JobEvents) -> InstancePool:
         request = self.request
@@ -126,8 +150,9 @@ class TransformJob:
             inputs = {unit.url for shard in shards for unit in shard}
             check_reachable([*(("input", url) for url in sorted(inputs)), ("S3OutputPath", output)])
             model_files = ship_model(self.runtime_factory, pool)
+        part_output = self._assembler.output_for if self._assembler is not None else None
         return TransformWork(
-            self.request, self.runtime_factory, self.processor_factory, model_files
+            self.request, self.runtime_factory, self.processor_factory, model_files, part_output
         )
 
     def _settled(self, settings: EffectiveSettings) -> None:

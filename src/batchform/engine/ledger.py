@@ -2,7 +2,8 @@
 
 One JSON object a line, appended and fsync'd as objects finish: a `start` line with the
 spec hash, the model digest and every input's version, then an `object` line per output
-committed, with its size and CRC32C. A line torn by a crash is ignored on reading.
+committed, with its size and CRC32C, and a `joined` line each time a split object's
+output takes in one more part. A line torn by a crash is ignored on reading.
 """
 
 from __future__ import annotations
@@ -35,12 +36,28 @@ class FinishedObject:
     bad_records: int
 
 
+@dataclass(frozen=True)
+class JoinedPrefix:
+    """A split object's first `parts` parts, joined in order at `url`.
+
+    `part_counts` holds each joined part's (good records, bad records, batches).
+    """
+
+    key: str
+    url: str
+    parts: int
+    size: int
+    crc32c: int
+    part_counts: list[tuple[int, int, int]]
+
+
 @dataclass
 class LedgerState:
     spec_sha256: str | None = None
     model_sha256: str | None = None
     inputs: dict[str, str | None] = field(default_factory=dict)
     finished: dict[str, FinishedObject] = field(default_factory=dict)
+    joined: dict[str, JoinedPrefix] = field(default_factory=dict)
 
 
 class Ledger:
@@ -66,6 +83,9 @@ class Ledger:
 
     def finished(self, entry: FinishedObject) -> None:
         self._append({"event": "object", **entry.__dict__})
+
+    def joined(self, prefix: JoinedPrefix) -> None:
+        self._append({"event": "joined", **prefix.__dict__})
 
     def read(self) -> LedgerState:
         state = LedgerState()
@@ -96,6 +116,10 @@ def _apply(state: LedgerState, event: dict[str, Any]) -> None:
     elif event.get("event") == "object":
         fields = {name: event[name] for name in FinishedObject.__dataclass_fields__}
         state.finished[event["key"]] = FinishedObject(**fields)
+    elif event.get("event") == "joined":
+        fields = {name: event[name] for name in JoinedPrefix.__dataclass_fields__}
+        fields["part_counts"] = [tuple(counts) for counts in fields["part_counts"]]
+        state.joined[event["key"]] = JoinedPrefix(**fields)
 
 
 def check_resumable(
@@ -129,5 +153,16 @@ def intact(entry: FinishedObject) -> bool:
         if fs.size(path) != entry.size:
             return False
         return storage.object_crc32c(entry.output_url) == entry.crc32c
+    except (OSError, BatchformError):
+        return False
+
+
+def prefix_intact(prefix: JoinedPrefix) -> bool:
+    """Is the joined prefix still there, as written? What lies past it (answers of the
+    next part, cut short by a kill) does not count."""
+    try:
+        if os.path.getsize(prefix.url) < prefix.size:
+            return False
+        return storage.object_crc32c(prefix.url, prefix.size) == prefix.crc32c
     except (OSError, BatchformError):
         return False

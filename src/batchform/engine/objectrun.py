@@ -19,6 +19,7 @@ import orjson
 from batchform import storage
 from batchform.engine.checksum import crc32c_combine
 from batchform.engine.invoker import DeadLetter, Segment, segment_size
+from batchform.engine.partoutput import PartCounts, PartOutput
 from batchform.storage import InputObject
 
 
@@ -53,9 +54,12 @@ class ObjectRun:
         output_path: str,
         release: Callable[[int], None],
         on_commit: Callable[[ObjectResult, int], None] | None = None,
+        part_output: PartOutput | None = None,
     ) -> None:
         self.result = ObjectResult(obj.key, obj.url, output_url, bytes_in=obj.size or 0)
         self._on_commit = on_commit
+        #: A split object's part writes into the object's output, not a file of its own.
+        self._part_output = part_output
         self.start_offset = obj.start
         self._crc32c = 0  # of everything written, for the ledger
         self._errors_url = (
@@ -145,12 +149,15 @@ class ObjectRun:
             self.result.batches += 1
 
     def _write(self, part: Segment) -> None:
-        file = self._open()
+        if self._part_output is not None:
+            self._part_output.write(part)
+        elif isinstance(part, bytes):
+            self._open().write(part)
+        else:
+            part.write_to(self._open())
         if isinstance(part, bytes):
-            file.write(part)
             self._crc32c = crc32c.crc32c(part, self._crc32c)
         else:
-            part.write_to(file)
             self._crc32c = crc32c_combine(self._crc32c, part.crc32c, part.size)
         self.result.bytes_out += segment_size(part)
 
@@ -163,14 +170,19 @@ class ObjectRun:
     def _commit_if_complete(self) -> None:
         if self._closed or not self._reading_done or self._written < self._sent:
             return
-        self._open()  # an empty object still gets its (empty) .out
-        sink, self._sink = self._sink, None
         self._closed = True
-        assert sink is not None
-        sink.__exit__(None, None, None)
+        if self._part_output is None:
+            self._open()  # an empty object still gets its (empty) .out
+            sink, self._sink = self._sink, None
+            assert sink is not None
+            sink.__exit__(None, None, None)
         if self.dead_letters:
             self._write_dead_letters()
         self.result.crc32c = self._crc32c
+        if self._part_output is not None:
+            result = self.result
+            counts = (result.records, result.bad_records, result.batches, result.bytes_out)
+            self._part_output.commit(PartCounts(*counts, self._crc32c))
         if self._on_commit is not None:
             self._on_commit(self.result, self._crc32c)
 
@@ -182,6 +194,8 @@ class ObjectRun:
 
     def _abort(self) -> None:
         self._closed = True
+        if self._part_output is not None:
+            self._part_output.abort(self.result.error or RuntimeError("aborted"))
         sink, self._sink = self._sink, None
         if sink is not None:
             error = self.result.error or RuntimeError("aborted")

@@ -2,15 +2,19 @@
 
 SageMaker gives each object to one instance, so one big file leaves the others idle.
 With `BATCHFORM_SPLIT_OBJECTS_OVER_MB`, an uncompressed Line-split object above that size
-is cut into one range per instance; each range is transformed like an object of its own
-(its output lands under `_batchform/parts/`), and the parts are joined into the one
-`.out` in order once all succeed. A failed part fails its object, as in SageMaker.
+is cut into ranges of about that size, as many as a multiple of the instances so that
+each gets the same share. Each range is transformed like an object of its own and the
+parts' answers end up in the one `.out`, in order: written into it as they go when the
+output is local and the instances run here (`joining`), else written under
+`_batchform/parts/` and joined once all succeed (`assemble`). A failed part fails its
+object, as in SageMaker.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import orjson
@@ -61,11 +65,17 @@ def plan(objects: list[InputObject], request: CreateTransformJobRequest) -> Plan
         if not splittable or obj.size is None or obj.size <= (threshold or 0):
             units.append(obj)
             continue
-        parts = cut(obj, instances)
+        parts = cut(obj, part_count(obj.size, threshold or 1, instances))
         units.extend(parts)
         parts_of[obj.key] = [part.key for part in parts]
         originals[obj.key] = obj
     return Plan(units, parts_of, originals)
+
+
+def part_count(size: int, part_size: int, instances: int) -> int:
+    """Ranges of about `part_size`, in a multiple of `instances` so that shares are even."""
+    rounds = math.ceil(math.ceil(size / part_size) / instances)
+    return instances * max(1, rounds)
 
 
 def cut(obj: InputObject, count: int) -> list[InputObject]:
@@ -134,7 +144,8 @@ def _join(
         result.error = failed[0].error if failed else RuntimeError("a part did not run")
     else:
         checksum = _concatenate([p for p in parts if p is not None], url, result)
-        _merge_dead_letters(obj.key, keys, parts, output_path)
+        counts = [(p.records, p.bad_records) if p is not None else (0, 0) for p in parts]
+        merge_dead_letters(obj.key, keys, counts, output_path)
         if on_commit is not None:
             on_commit(result, checksum)
     for key in keys:
@@ -166,21 +177,24 @@ def _concatenate(parts: list[ObjectResult | FinishedObject], url: str, result: O
     return checksum
 
 
-def _merge_dead_letters(
+def merge_dead_letters(
     key: str,
     part_keys: list[str],
-    parts: list[ObjectResult | FinishedObject | None],
+    part_counts: Sequence[Sequence[int]],
     output_path: str,
 ) -> None:
-    """Parts number records from 0; the object's dead letters count from its start."""
+    """Parts number records from 0; the object's dead letters count from its start.
+
+    `part_counts` holds each part's (good records, bad records, ...).
+    """
     errors_root = f"{output_path.rstrip('/')}/_batchform/errors"
     lines: list[bytes] = []
     base = 0
-    for part_key_, part in zip(part_keys, parts, strict=True):
+    for part_key_, counts in zip(part_keys, part_counts, strict=True):
         url = storage.output_url(errors_root, part_key_).removesuffix(".out") + ".jsonl"
         lines.extend(_shifted(url, base, key))
         storage.remove(url)
-        base += part.records + part.bad_records if part is not None else 0
+        base += counts[0] + counts[1]
     if lines:
         target = storage.output_url(errors_root, key).removesuffix(".out") + ".jsonl"
         storage.write_bytes(target, b"".join(lines))

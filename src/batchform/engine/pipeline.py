@@ -17,6 +17,7 @@ from batchform import storage
 from batchform.engine.executors.base import ProgressCounter
 from batchform.engine.invoker import BatchInvoker, BatchProcessor
 from batchform.engine.objectrun import ObjectResult, ObjectRun
+from batchform.engine.partoutput import PartOutput
 from batchform.engine.settings import EffectiveSettings
 from batchform.errors import (
     BatchformError,
@@ -44,6 +45,8 @@ class InstanceJob:
     processor: BatchProcessor
     isolate: bool = False
     on_commit: Callable[[ObjectResult, int], None] | None = None
+    #: Where a split object's part writes, when not into a file of its own.
+    part_output: Callable[[InputObject], PartOutput | None] | None = None
 
 
 class InstancePipeline:
@@ -81,7 +84,10 @@ class InstancePipeline:
 
     def _read_object(self, obj: InputObject, pool: ThreadPoolExecutor) -> ObjectRun:
         url = storage.output_url(self._output.s3_output_path, obj.key)
-        run = ObjectRun(obj, url, self._output.s3_output_path, self._release, self._job.on_commit)
+        part_output = self._job.part_output(obj) if self._job.part_output else None
+        run = ObjectRun(
+            obj, url, self._output.s3_output_path, self._release, self._job.on_commit, part_output
+        )
         try:
             with storage.open_input(obj, self._input.compression_type) as reader:
                 self._cut_and_send(reader, run, pool)

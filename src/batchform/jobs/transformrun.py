@@ -19,10 +19,12 @@ from batchform.engine.executors import ExecutorSettings
 from batchform.engine.job import TransformJob, TransformOutcome, list_job_inputs
 from batchform.engine.ledger import (
     FinishedObject,
+    JoinedPrefix,
     Ledger,
     ResumeRefused,
     check_resumable,
     intact,
+    prefix_intact,
 )
 from batchform.engine.objectrun import ObjectResult
 from batchform.engine.progress import JobProgress
@@ -86,7 +88,7 @@ class TransformRun:
         try:
             model_info = describe_model(self.model)
             info = RunInfo(model_info, time.time(), os.times())
-            plan, kept = self._work_to_do(model_info["sha256"], log)
+            plan, kept, joined = self._work_to_do(model_info["sha256"], log)
             job = self._job = TransformJob(
                 request=self.request,
                 runtime_factory=runtime_factory(self.model, _runtime_options(self.request)),
@@ -97,7 +99,9 @@ class TransformRun:
                 stop=self.stop,
                 plan=plan,
                 kept=kept,
+                joined=joined,
                 on_commit=self._record_finished,
+                on_joined=self._ledger.joined,
             )
             outcome = job.run()
             summary = build_summary(self.request, outcome, info)
@@ -116,12 +120,14 @@ class TransformRun:
 
     def _work_to_do(
         self, model_sha256: str | None, log: Callable[[str], None]
-    ) -> tuple[parts.Plan, dict[str, FinishedObject]]:
-        """The work units this run must do, and what an earlier run finished intact."""
+    ) -> tuple[parts.Plan, dict[str, FinishedObject], dict[str, JoinedPrefix]]:
+        """The work units this run must do, what an earlier run finished intact, and the
+        parts of split objects it joined."""
         listed = list_job_inputs(self.request)
         plan = parts.plan(listed, self.request)
         ledger = self._ledger
         kept: dict[str, FinishedObject] = {}
+        joined: dict[str, JoinedPrefix] = {}
         if not self.resume:
             ledger.path.unlink(missing_ok=True)
             self._save_definition()
@@ -129,12 +135,14 @@ class TransformRun:
             state = ledger.read()
             check_resumable(state, spec_hash(self.request), model_sha256, listed)
             kept = {key: entry for key, entry in state.finished.items() if intact(entry)}
+            joined = {key: prefix for key, prefix in state.joined.items() if prefix_intact(prefix)}
             self.skipped = sum(1 for obj in listed if obj.key in kept)
             log(f"resuming: {self.skipped} of {len(listed)} object(s) finished and intact")
-            units = [u for u in plan.units if u.key not in kept and plan.owner(u.key) not in kept]
+            done = set(kept).union(*(_joined_parts(plan, prefix) for prefix in joined.values()))
+            units = [u for u in plan.units if u.key not in done and plan.owner(u.key) not in kept]
             plan = replace(plan, units=units)
         ledger.start(spec_hash(self.request), model_sha256, listed)
-        return plan, kept
+        return plan, kept, joined
 
     def _record_finished(self, result: ObjectResult, checksum: int) -> None:
         self._ledger.finished(
@@ -153,6 +161,10 @@ class TransformRun:
         definition = {"request": self.request.to_request(), "model": model_dict(self.model)}
         self.job_dir.mkdir(parents=True, exist_ok=True)
         (self.job_dir / "job.json").write_bytes(orjson.dumps(definition))
+
+
+def _joined_parts(plan: parts.Plan, prefix: JoinedPrefix) -> list[str]:
+    return plan.parts_of.get(prefix.key, [])[: prefix.parts]
 
 
 def resume_run(

@@ -37,25 +37,32 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def object_crc32c(url: str) -> int:
-    """CRC32C of the object's bytes: over a memory map locally (no copy), else streamed."""
+def object_crc32c(url: str, size: int | None = None) -> int:
+    """CRC32C of the object's bytes (its first `size`, if given): over a memory map
+    locally (no copy), else streamed."""
     fs, path = filesystem(url)
     checksum = 0
+    left = size
     with translate_errors(url, "read"):
         if is_local(fs):
             with open(path, "rb") as handle:
-                return _mapped_crc32c(handle.fileno())
+                return _mapped_crc32c(handle.fileno(), size)
         with fs.open(path, "rb") as handle:
-            while chunk := handle.read(_READ_BLOCK_SIZE):
+            while left != 0 and (chunk := handle.read(_read_size(left))):
                 checksum = crc32c.crc32c(chunk, checksum)
+                left = None if left is None else left - len(chunk)
     return checksum
 
 
-def _mapped_crc32c(fd: int) -> int:
-    size = os.fstat(fd).st_size
-    if not size:
+def _read_size(left: int | None) -> int:
+    return _READ_BLOCK_SIZE if left is None else min(left, _READ_BLOCK_SIZE)
+
+
+def _mapped_crc32c(fd: int, size: int | None = None) -> int:
+    length = os.fstat(fd).st_size if size is None else size
+    if not length:
         return 0
-    with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mapped:
+    with mmap.mmap(fd, length, prot=mmap.PROT_READ) as mapped:
         return int(crc32c.crc32c(mapped))
 
 
