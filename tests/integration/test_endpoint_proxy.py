@@ -4,6 +4,7 @@ way HTTP/1.1 allows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -79,3 +80,34 @@ def test_a_model_that_never_answers_times_out_and_a_closed_port_is_a_connection_
     asyncio.run(_with_server(answer, calls))
     with pytest.raises(ModelConnectionError):
         asyncio.run(AsyncPool("http://127.0.0.1:9").post("/invocations", b"x", {}, 1))
+
+
+def test_a_request_its_caller_gave_up_on_leaves_no_answer_for_the_next() -> None:
+    """The first request's answer comes late; the next request must not read it, and
+    the connection it was due on is closed rather than left open."""
+    connections = []
+    closed_by_pool = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        body = await _read_request(reader)
+        await asyncio.sleep(0.3 if body == b"slow" else 0)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        with contextlib.suppress(TimeoutError):
+            closed_by_pool.append(await asyncio.wait_for(reader.read(), 1) == b"")
+
+    async def calls(pool: AsyncPool) -> None:
+        slow = asyncio.ensure_future(pool.post("/invocations", b"slow", {}, 5))
+        await asyncio.sleep(0.1)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        await asyncio.sleep(0.4)  # the late answer arrives meanwhile
+        assert (await pool.post("/invocations", b"next", {}, 5)).body == b"next"
+
+        await asyncio.sleep(0.2)
+
+    asyncio.run(_with_server(answer, calls))
+    assert len(connections) == 2, "the given-up connection was not used again"
+    assert closed_by_pool[:1] == [True]

@@ -32,7 +32,8 @@ class ProxyAnswer:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection to a model process; one request at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.reused = False
         self.closed = False
@@ -61,7 +62,7 @@ class _Connection(asyncio.Protocol):
         carry another."""
         assert self.transport is not None
         self._buffer.clear()
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self.loop.create_future()
         self.transport.write(data)
         return self._waiter
 
@@ -99,13 +100,13 @@ class AsyncPool:
     ) -> ProxyAnswer:
         """One request; a kept connection the model closed meanwhile is retried once."""
         connection = await self._connection()
+        waiter = connection.request(_request(self.host, path, body, headers))
+        # A timer on the answer itself, not asyncio.timeout or wait_for: on Python 3.11
+        # each of those asks for the running loop several times, and every ask is a
+        # getpid() system call, an eighth of the server's time per invocation.
+        deadline = connection.loop.call_later(timeout, _expire, waiter)
         try:
-            # A deadline on this task rather than wait_for's task per request: one
-            # event-loop round less on every invocation.
-            async with asyncio.timeout(timeout):
-                answer, reusable = await connection.request(
-                    _request(self.host, path, body, headers)
-                )
+            answer, reusable = await waiter
         except TimeoutError:
             connection.close()
             raise ModelTimeoutError(timeout) from None
@@ -114,6 +115,11 @@ class AsyncPool:
             if connection.reused:
                 return await self.post(path, body, headers, timeout)
             raise ModelConnectionError(f"model at {self.host}:{self.port}: {exc}") from exc
+        except asyncio.CancelledError:  # the caller went away: this answer is nobody's
+            connection.close()
+            raise
+        finally:
+            deadline.cancel()
         self._release(connection, reusable)
         return answer
 
@@ -129,7 +135,9 @@ class AsyncPool:
                 return connection
         loop = asyncio.get_running_loop()
         try:
-            _, connection = await loop.create_connection(_Connection, self.host, self.port)
+            _, connection = await loop.create_connection(
+                lambda: _Connection(loop), self.host, self.port
+            )
         except OSError as exc:
             raise ModelConnectionError(f"model at {self.host}:{self.port}: {exc}") from exc
         return connection
@@ -139,6 +147,11 @@ class AsyncPool:
             self._idle.append(connection)
         else:
             connection.close()
+
+
+def _expire(waiter: asyncio.Future[tuple[ProxyAnswer, bool]]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 def _request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:

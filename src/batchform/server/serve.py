@@ -10,6 +10,7 @@ import uvicorn
 
 from batchform import config
 from batchform.server.app import create_app
+from batchform.server.transport import GatheringHttpProtocol
 from batchform.service import Service, ServiceSettings
 
 
@@ -35,6 +36,7 @@ def run_server(
             # uvloop answers more calls a second but starves some connections under load
             # (p99 in seconds with 50 busy clients); asyncio's loop keeps every client served.
             loop="asyncio",
+            http=GatheringHttpProtocol,
             # Clients talk to the server directly; no proxy headers to trust or parse.
             proxy_headers=False,
         )
