@@ -93,3 +93,30 @@ def test_dead_letters_of_parts_count_records_from_the_object_start(tmp_path: Pat
         data.index(b"bad-%06d" % i) for i in sorted(bad)
     ]
     assert not [key for key in produced if key.startswith("_batchform/parts")]
+
+
+def test_a_failed_part_fails_its_object_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """SageMaker's rule for a failed object holds for a split one: no `.out`, the other
+    objects go on, and no piece of the failed one is left in the output."""
+    rows = [b"row-%06d-%s\n" % (i, b"q" * 30) for i in range(60000)]
+    rows[45000] = b"poison\n"
+    write(tmp_path, "big.csv", b"".join(rows))
+    write(tmp_path, "small.csv", b"1\n2\n")
+
+    def answer(payload: bytes) -> bytes:
+        if b"poison" in payload:
+            raise ModelError(500, "cannot score poison")
+        return payload
+
+    outcome = run(
+        tmp_path,
+        answer,
+        MaxPayloadInMB=1,
+        TransformResources={"InstanceCount": 2},
+        ModelClientConfig={"InvocationsMaxRetries": 0},
+        Environment={"BATCHFORM_SPLIT_OBJECTS_OVER_MB": "1"},
+    )
+    assert outcome.status is JobStatus.FAILED
+    assert "big.csv" in (outcome.failure_reason or "")
+    assert "cannot score poison" in (outcome.failure_reason or "")
+    assert outputs(tmp_path) == {"small.csv.out": b"1\n2\n"}
