@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,15 @@ def check_resumable(
     added = sorted(set(now) - set(state.inputs))
     if added:
         raise ResumeRefused(f"input object '{added[0]}' appeared since the job started")
+
+
+def intact_entries(entries: Iterable[FinishedObject]) -> dict[str, FinishedObject]:
+    """The entries whose outputs are still intact, by key; checked side by side, as a
+    CRC releases the GIL and an object store answers each read slowly."""
+    listed = list(entries)
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        checked = list(pool.map(intact, listed))
+    return {entry.key: entry for entry, ok in zip(listed, checked, strict=True) if ok}
 
 
 def intact(entry: FinishedObject) -> bool:

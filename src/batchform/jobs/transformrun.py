@@ -23,7 +23,7 @@ from batchform.engine.ledger import (
     Ledger,
     ResumeRefused,
     check_resumable,
-    intact,
+    intact_entries,
     prefix_intact,
 )
 from batchform.engine.objectrun import ObjectResult
@@ -134,7 +134,7 @@ class TransformRun:
         else:
             state = ledger.read()
             check_resumable(state, spec_hash(self.request), model_sha256, listed)
-            kept = {key: entry for key, entry in state.finished.items() if intact(entry)}
+            kept = intact_entries(state.finished.values())
             joined = {key: prefix for key, prefix in state.joined.items() if prefix_intact(prefix)}
             self.skipped = sum(1 for obj in listed if obj.key in kept)
             log(f"resuming: {self.skipped} of {len(listed)} object(s) finished and intact")
