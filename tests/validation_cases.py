@@ -361,6 +361,12 @@ TRANSFORM_JOB_CASES: list[ValidationCase] = [
         "environment.BATCHFORM_SPLIT_OBJECTS_OVER_MB",
         "Member must be a whole number of MB greater than 0",
     ),
+    _job(
+        "split-hold-not-a-number",
+        {"Environment": {"BATCHFORM_SPLIT_HOLD_MB": "lots"}},
+        "environment.BATCHFORM_SPLIT_HOLD_MB",
+        "Member must be a whole number of MB",
+    ),
 ]
 
 CONTAINER = "PrimaryContainer"

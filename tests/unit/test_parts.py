@@ -120,3 +120,19 @@ def test_a_failed_part_fails_its_object_and_leaves_nothing_behind(tmp_path: Path
     assert "big.csv" in (outcome.failure_reason or "")
     assert "cannot score poison" in (outcome.failure_reason or "")
     assert outputs(tmp_path) == {"small.csv.out": b"1\n2\n"}
+
+
+def test_with_no_memory_to_hold_answers_in_later_parts_spill_and_the_output_is_the_same(
+    tmp_path: Path,
+) -> None:
+    rows = b"".join(b"%d,%s\n" % (i, b"s" * (i % 30)) for i in range(50000))
+    write(tmp_path, "big.csv", rows)
+    outcome = run(
+        tmp_path,
+        lambda p: p.upper(),
+        MaxPayloadInMB=1,
+        TransformResources={"InstanceCount": 2},
+        Environment={"BATCHFORM_SPLIT_OBJECTS_OVER_MB": "1", "BATCHFORM_SPLIT_HOLD_MB": "0"},
+    )
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    assert outputs(tmp_path) == {"big.csv.out": rows.upper()}

@@ -78,7 +78,8 @@ class TransformJob:
         shards = shard_by_key(objects, self.request.transform_resources.instance_count)
         output_path = self.request.transform_output.s3_output_path
         if joining.can_assemble_as_it_goes(self.plan, output_path, self.executor.name):
-            assembler = joining.PartAssembler(self.plan, output_path, self.on_joined)
+            hold = extensions(self.request.environment).split_hold_bytes
+            assembler = joining.PartAssembler(self.plan, output_path, self.on_joined, hold)
             self._assembler = assembler.resume_from(self.joined, self.kept)
         try:
             finished = self._execute(shards)

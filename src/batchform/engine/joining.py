@@ -42,11 +42,13 @@ def can_assemble_as_it_goes(plan: Plan, output_path: str, executor: str) -> bool
 class PartAssembler:
     """The growing outputs of a job's split objects, made as their parts first write."""
 
-    def __init__(self, plan: Plan, output_path: str, on_joined: OnJoined | None) -> None:
+    def __init__(
+        self, plan: Plan, output_path: str, on_joined: OnJoined | None, hold_bytes: int
+    ) -> None:
         self._plan = plan
         self._output_path = output_path
         self._on_joined = on_joined
-        self._budget = HoldBudget()
+        self._budget = HoldBudget(hold_bytes)
         self._place = {
             part: (key, index)
             for key, part_keys in plan.parts_of.items()

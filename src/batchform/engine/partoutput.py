@@ -5,7 +5,8 @@ whole output, made while every instance sat idle, and twice the writing for the 
 cache. Here (local outputs, instances in this process) the part whose predecessors are
 all in (the head) writes straight into the object's growing output; the parts after it
 hold their answers in memory (the answers' own in-memory files) until their turn, then
-go in and write straight on. Past a memory budget, held answers spill to a file.
+go in and write straight on. Past a memory budget (`BATCHFORM_SPLIT_HOLD_MB`), held
+answers spill to a file.
 
 Each time the head moves on, the ledger records the joined prefix (`JoinedPrefix`),
 so a resumed job keeps every part already in.
@@ -23,18 +24,16 @@ from typing import BinaryIO
 from batchform.engine.checksum import crc32c_combine
 from batchform.engine.ledger import JoinedPrefix
 from batchform.runtimes.spool import SpooledBody
+from batchform.spec.extensions import DEFAULT_SPLIT_HOLD_MB
 
 OnJoined = Callable[[JoinedPrefix], None]
 Segment = bytes | SpooledBody
 
-#: What the parts of one job may hold in memory before they spill to files.
-HOLD_BUDGET_BYTES = 512 * 2**20
-
 
 class HoldBudget:
-    """Bytes of held answers, job-wide."""
+    """Bytes of held answers, job-wide (BATCHFORM_SPLIT_HOLD_MB, 512 by default)."""
 
-    def __init__(self, limit: int = HOLD_BUDGET_BYTES) -> None:
+    def __init__(self, limit: int = DEFAULT_SPLIT_HOLD_MB * 2**20) -> None:
         self._limit = limit
         self._held = 0
         self._lock = threading.Lock()

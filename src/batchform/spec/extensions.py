@@ -13,6 +13,9 @@ from dataclasses import dataclass
 ON_ERROR = "BATCHFORM_ON_ERROR"
 MAX_ERRORS = "BATCHFORM_MAX_ERRORS"
 SPLIT_OVER_MB = "BATCHFORM_SPLIT_OBJECTS_OVER_MB"
+SPLIT_HOLD_MB = "BATCHFORM_SPLIT_HOLD_MB"
+#: What a split object's later parts may hold in memory, job-wide, before they spill.
+DEFAULT_SPLIT_HOLD_MB = 512
 ON_ERROR_CHOICES = ("fail", "isolate")
 
 Problem = tuple[str, str, object]
@@ -42,6 +45,8 @@ class Extensions:
     budget: ErrorBudget = ErrorBudget()
     #: Line-split objects larger than this are cut into byte ranges across instances.
     split_over_bytes: int | None = None
+    #: Answers of parts whose turn has not come, held in memory before they spill.
+    split_hold_bytes: int = DEFAULT_SPLIT_HOLD_MB * 1024 * 1024
 
 
 def parse_budget(text: str) -> ErrorBudget:
@@ -80,6 +85,11 @@ def extension_problems(environment: Mapping[str, str]) -> list[Problem]:
                 split,
             )
         )
+    hold = environment.get(SPLIT_HOLD_MB)
+    if hold is not None and not hold.isdigit():
+        problems.append(
+            (f"environment.{SPLIT_HOLD_MB}", "Member must be a whole number of MB", hold)
+        )
     return problems
 
 
@@ -87,8 +97,10 @@ def extensions(environment: Mapping[str, str]) -> Extensions:
     """The options of a validated request (see extension_problems)."""
     budget = parse_budget(environment[MAX_ERRORS]) if MAX_ERRORS in environment else ErrorBudget()
     split = environment.get(SPLIT_OVER_MB)
+    hold = int(environment.get(SPLIT_HOLD_MB, DEFAULT_SPLIT_HOLD_MB))
     return Extensions(
         isolate=environment.get(ON_ERROR) == "isolate",
         budget=budget,
         split_over_bytes=int(split) * 1024 * 1024 if split else None,
+        split_hold_bytes=hold * 1024 * 1024,
     )
