@@ -10,6 +10,7 @@ import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from batchform.engine.job import TransformOutcome
 from batchform.engine.parts import cut
 from batchform.errors import ModelError
 from batchform.jobs.lifecycle import JobStatus
@@ -56,6 +57,26 @@ def test_split_object_output_equals_the_unsplit_one(tmp_path: Path) -> None:
     assert outcome.results[0].bytes_out == len(rows)
 
 
+def run_split_rejecting(
+    tmp_path: Path, marker: bytes, environment: dict[str, str]
+) -> TransformOutcome:
+    """Objects over 1 MB split over 2 instances; the model rejects payloads with `marker`."""
+
+    def answer(payload: bytes) -> bytes:
+        if marker in payload:
+            raise ModelError(500, f"cannot score {marker.decode()}")
+        return payload
+
+    return run(
+        tmp_path,
+        answer,
+        MaxPayloadInMB=1,
+        TransformResources={"InstanceCount": 2},
+        ModelClientConfig={"InvocationsMaxRetries": 0},
+        Environment={"BATCHFORM_SPLIT_OBJECTS_OVER_MB": "1", **environment},
+    )
+
+
 def test_dead_letters_of_parts_count_records_from_the_object_start(tmp_path: Path) -> None:
     rows = [b"row-%06d-%s\n" % (i, b"z" * 40) for i in range(40000)]
     bad = {5, 25000, 39999}
@@ -64,22 +85,8 @@ def test_dead_letters_of_parts_count_records_from_the_object_start(tmp_path: Pat
     data = b"".join(rows)
     write(tmp_path, "big.csv", data)
 
-    def answer(payload: bytes) -> bytes:
-        if b"bad" in payload:
-            raise ModelError(500, "bad")
-        return payload
-
-    outcome = run(
-        tmp_path,
-        answer,
-        MaxPayloadInMB=1,
-        TransformResources={"InstanceCount": 2},
-        ModelClientConfig={"InvocationsMaxRetries": 0},
-        Environment={
-            "BATCHFORM_SPLIT_OBJECTS_OVER_MB": "1",
-            "BATCHFORM_ON_ERROR": "isolate",
-            "BATCHFORM_MAX_ERRORS": "5",
-        },
+    outcome = run_split_rejecting(
+        tmp_path, b"bad", {"BATCHFORM_ON_ERROR": "isolate", "BATCHFORM_MAX_ERRORS": "5"}
     )
     assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
     good = b"".join(r for i, r in enumerate(rows) if i not in bad)
@@ -103,19 +110,7 @@ def test_a_failed_part_fails_its_object_and_leaves_nothing_behind(tmp_path: Path
     write(tmp_path, "big.csv", b"".join(rows))
     write(tmp_path, "small.csv", b"1\n2\n")
 
-    def answer(payload: bytes) -> bytes:
-        if b"poison" in payload:
-            raise ModelError(500, "cannot score poison")
-        return payload
-
-    outcome = run(
-        tmp_path,
-        answer,
-        MaxPayloadInMB=1,
-        TransformResources={"InstanceCount": 2},
-        ModelClientConfig={"InvocationsMaxRetries": 0},
-        Environment={"BATCHFORM_SPLIT_OBJECTS_OVER_MB": "1"},
-    )
+    outcome = run_split_rejecting(tmp_path, b"poison", {})
     assert outcome.status is JobStatus.FAILED
     assert "big.csv" in (outcome.failure_reason or "")
     assert "cannot score poison" in (outcome.failure_reason or "")

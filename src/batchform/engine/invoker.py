@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from batchform.engine.executors.base import ProgressCounter
 from batchform.engine.settings import EffectiveSettings
@@ -114,6 +114,14 @@ class Answer:
 
 def segment_size(segment: Segment) -> int:
     return len(segment) if isinstance(segment, bytes) else segment.size
+
+
+def write_segment(file: BinaryIO, segment: Segment) -> None:
+    """Append `segment` to `file`; a spooled answer in the kernel where it can."""
+    if isinstance(segment, bytes):
+        file.write(segment)
+    else:
+        segment.write_to(file)
 
 
 class BadRecordRate:

@@ -49,11 +49,6 @@ class PartAssembler:
         self._output_path = output_path
         self._on_joined = on_joined
         self._budget = HoldBudget(hold_bytes)
-        self._place = {
-            part: (key, index)
-            for key, part_keys in plan.parts_of.items()
-            for index, part in enumerate(part_keys)
-        }
         self._objects: dict[str, ObjectOutput] = {}
         self._resumed: dict[str, JoinedPrefix] = {}
         self._lock = threading.Lock()
@@ -72,7 +67,7 @@ class PartAssembler:
         for key in self._resumed:
             self._object(key)
         for part_key, entry in kept.items():
-            place = self._place.get(part_key)
+            place = self._plan.place(part_key)
             if place is not None and place[1] >= self._object(place[0]).head:
                 counts = PartCounts(entry.records, entry.bad_records, 0, entry.size, entry.crc32c)
                 self._object(place[0]).part(place[1]).adopt(entry.output_url, counts)
@@ -80,14 +75,14 @@ class PartAssembler:
 
     def output_for(self, unit: InputObject) -> PartOutput | None:
         """Where a work unit's answers go, if it is a part of a split object."""
-        place = self._place.get(unit.key)
+        place = self._plan.place(unit.key)
         if place is None:
             return None
         key, index = place
         return self._object(key).part(index)
 
     def is_part(self, key: str) -> bool:
-        return key in self._place
+        return self._plan.place(key) is not None
 
     def finish(self, on_commit: OnCommit | None, *, keep_pieces: bool) -> list[ObjectResult]:
         """Each split object's result: committed at its `.out` when all its parts are in.
@@ -135,7 +130,7 @@ class PartAssembler:
         url = storage.output_url(self._output_path, obj.key)
         result = ObjectResult(obj.key, obj.url, url, bytes_in=obj.size or 0)
         prefix = output.prefix
-        if output.error is not None or not output.complete or prefix is None:
+        if output.error is not None or not output.complete:
             result.error = output.error or RuntimeError("a part did not run")
             return result
         os.makedirs(os.path.dirname(url) or ".", exist_ok=True)

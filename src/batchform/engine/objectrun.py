@@ -18,7 +18,7 @@ import orjson
 
 from batchform import storage
 from batchform.engine.checksum import crc32c_combine
-from batchform.engine.invoker import DeadLetter, Segment, segment_size
+from batchform.engine.invoker import DeadLetter, Segment, segment_size, write_segment
 from batchform.engine.partoutput import PartCounts, PartOutput
 from batchform.storage import InputObject
 
@@ -151,10 +151,8 @@ class ObjectRun:
     def _write(self, part: Segment) -> None:
         if self._part_output is not None:
             self._part_output.write(part)
-        elif isinstance(part, bytes):
-            self._open().write(part)
         else:
-            part.write_to(self._open())
+            write_segment(self._open(), part)
         if isinstance(part, bytes):
             self._crc32c = crc32c.crc32c(part, self._crc32c)
         else:

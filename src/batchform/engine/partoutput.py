@@ -15,19 +15,20 @@ so a resumed job keeps every part already in.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import BinaryIO
 
 from batchform.engine.checksum import crc32c_combine
+from batchform.engine.invoker import Segment, segment_size, write_segment
 from batchform.engine.ledger import JoinedPrefix
 from batchform.runtimes.spool import SpooledBody
 from batchform.spec.extensions import DEFAULT_SPLIT_HOLD_MB
 
 OnJoined = Callable[[JoinedPrefix], None]
-Segment = bytes | SpooledBody
 
 
 class HoldBudget:
@@ -79,12 +80,12 @@ class PartOutput:
     def write(self, segment: Segment) -> None:
         with self._lock:
             if self.direct:
-                _write(self._owner.file, segment)
-            elif self._spill is not None or not self._owner.budget.take(_size(segment)):
-                _write(self._spilled(), segment)
+                write_segment(self._owner.file, segment)
+            elif self._spill is not None or not self._owner.budget.take(segment_size(segment)):
+                write_segment(self._spilled(), segment)
             else:
                 self._held.append(_kept(segment))
-                self._held_bytes += _size(segment)
+                self._held_bytes += segment_size(segment)
 
     def commit(self, counts: PartCounts) -> None:
         self._owner.completed(self, counts)
@@ -99,10 +100,9 @@ class PartOutput:
         with self._lock:
             if self._spill is not None:
                 self._spill.seek(0)
-                while chunk := self._spill.read(8 * 2**20):
-                    file.write(chunk)
+                shutil.copyfileobj(self._spill, file)
             for segment in self._held:
-                _write(file, segment)
+                write_segment(file, segment)
             self._drop()
             self.direct = True
 
@@ -122,7 +122,7 @@ class PartOutput:
             # closed by _drop, on the part going in or being dropped
             self._spill = tempfile.TemporaryFile(dir=os.path.dirname(self._owner.url))  # noqa: SIM115
             for segment in self._held:
-                _write(self._spill, segment)
+                write_segment(self._spill, segment)
             self._release_held()
         return self._spill
 
@@ -153,25 +153,27 @@ class ObjectOutput:
     #: own thread, so the part that finished first does not stall to move the others in.
     wake: Callable[[ObjectOutput], None]
     on_joined: OnJoined | None = None
-    prefix: JoinedPrefix | None = None
+    #: What an earlier run joined, to grow on from.
+    resumed: InitVar[JoinedPrefix | None] = None
     error: BaseException | None = None
+    prefix: JoinedPrefix = field(init=False)
     file: BinaryIO = field(init=False)
     _parts: dict[int, PartOutput] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, resumed: JoinedPrefix | None) -> None:
         os.makedirs(os.path.dirname(self.url), exist_ok=True)
-        if self.prefix is None:
+        if resumed is None:
             self.prefix = JoinedPrefix(self.key, self.url, 0, 0, 0, [])
             self.file = open(self.url, "wb")  # noqa: SIM115 - closed by close()
         else:
+            self.prefix = resumed
             self.file = open(self.url, "r+b")  # noqa: SIM115 - closed by close()
-            self.file.truncate(self.prefix.size)
-            self.file.seek(self.prefix.size)
+            self.file.truncate(resumed.size)
+            self.file.seek(resumed.size)
 
     @property
     def head(self) -> int:
-        assert self.prefix is not None
         return self.prefix.parts
 
     @property
@@ -213,7 +215,6 @@ class ObjectOutput:
     def _join(self, counts: PartCounts) -> None:
         self.file.flush()
         prefix = self.prefix
-        assert prefix is not None
         self.prefix = JoinedPrefix(
             self.key,
             self.url,
@@ -231,14 +232,3 @@ def _kept(segment: Segment) -> Segment:
     if isinstance(segment, bytes):
         return segment
     return SpooledBody(os.dup(segment.fd), segment.size, segment.crc32c, segment.ends_with_newline)
-
-
-def _write(file: BinaryIO, segment: Segment) -> None:
-    if isinstance(segment, bytes):
-        file.write(segment)
-    else:
-        segment.write_to(file)
-
-
-def _size(segment: Segment) -> int:
-    return len(segment) if isinstance(segment, bytes) else segment.size

@@ -16,6 +16,7 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import orjson
 
@@ -43,10 +44,20 @@ class Plan:
 
     def owner(self, unit_key: str) -> str:
         """The object a work unit belongs to (itself, unless it is a part)."""
-        for key, part_keys in self.parts_of.items():
-            if unit_key in part_keys:
-                return key
-        return unit_key
+        place = self.place(unit_key)
+        return place[0] if place is not None else unit_key
+
+    def place(self, unit_key: str) -> tuple[str, int] | None:
+        """(object key, part index) of a part; None for a whole object."""
+        return self._places.get(unit_key)
+
+    @cached_property
+    def _places(self) -> dict[str, tuple[str, int]]:
+        return {
+            part: (key, index)
+            for key, part_keys in self.parts_of.items()
+            for index, part in enumerate(part_keys)
+        }
 
 
 def plan(objects: list[InputObject], request: CreateTransformJobRequest) -> Plan:
