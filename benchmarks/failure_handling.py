@@ -3,6 +3,7 @@
     python benchmarks/failure_handling.py              # 1 GB for the big-file case
     python benchmarks/failure_handling.py --scale 0.1  # a quick look
     python benchmarks/failure_handling.py --repeat 1   # each case once
+    python benchmarks/failure_handling.py --cases resume,isolation
 
 Prints a table of each case beside its baseline and writes
 benchmarks/results/failure_handling.json. Each case runs `--repeat` times (3 by
@@ -199,6 +200,7 @@ def _outputs(root: Path) -> dict[str, int]:
 
 
 Row = dict[str, object]
+CASES = ("isolation", "resume", "big-file")
 
 
 def repeated(case: Callable[[Path], list[Row]], work: Path, times: int) -> Row:
@@ -225,15 +227,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset")
     args = parser.parse_args()
     scale, times = args.scale, args.repeat
+    cases: dict[str, Callable[[Path], list[Row]]] = {
+        "isolation": lambda w: isolation_case(w, int(400_000 * scale), 1),
+        "resume": lambda w: resume_case(w, 20, scale),
+        "big-file": lambda w: big_file_case(w, int(1e9 * scale)),
+    }
     with tempfile.TemporaryDirectory(prefix="bf-fail-") as tmp:
         work = Path(tmp)
-        rows = [
-            repeated(lambda w: isolation_case(w, int(400_000 * scale), 1), work, times),
-            repeated(lambda w: resume_case(w, 20, scale), work, times),
-            repeated(lambda w: big_file_case(w, int(1e9 * scale)), work, times),
-        ]
+        rows = [repeated(cases[name], work, times) for name in args.cases.split(",")]
     print_table(
         f"Failure handling (each case beside its own baseline; medians of {times} runs)",
         ["case", "baseline s", "measured s", "ratio", "target", "runs' ratios", "outputs ok"],
