@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from batchform.records.batch import Batch
 from batchform.records.isolation import (
     GroupTest,
+    LeftmostSearch,
     group_size,
     likely_to_fail,
     piece,
@@ -29,8 +30,21 @@ def isolate(bad: set[int], count: int, known_bad: bool, size: int = 0) -> tuple[
     return tester, calls
 
 
+def search(bad: set[int], count: int, known_bad: bool, size: int = 0) -> tuple[LeftmostSearch, int]:
+    tester = LeftmostSearch(count, known_bad=known_bad, group_size=size)
+    calls = 0
+    while (test := tester.next_test()) is not None:
+        calls += 1
+        first, end = test
+        tester.report(not any(first <= i < end for i in bad))
+    return tester, calls
+
+
+cases = st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1))))
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.integers(1, 300).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
+@given(cases)
 def test_every_bad_record_fails_alone_and_every_good_one_is_answered_once(
     case: tuple[int, set[int]],
 ) -> None:
@@ -42,6 +56,29 @@ def test_every_bad_record_fails_alone_and_every_good_one_is_answered_once(
         assert answered == sorted(set(range(count)) - bad)
 
 
+@settings(max_examples=200, deadline=None)
+@given(cases)
+def test_the_leftmost_search_answers_in_order_and_fails_each_bad_record_alone(
+    case: tuple[int, set[int]],
+) -> None:
+    count, bad = case
+    for known_bad, size in ((bool(bad), 0), (False, 7), (False, 1), (False, 0)):
+        tester, _ = search(bad, count, known_bad, size)
+        assert tester.failed == sorted(bad)
+        answered = [i for first, end in tester.passed for i in range(first, end)]
+        assert answered == sorted(set(range(count)) - bad)  # in order, each once
+
+
+def test_a_record_that_passes_alone_after_its_group_failed_is_answered() -> None:
+    # A model that fails only on records 3 and 4 together: neither is bad alone.
+    tester = LeftmostSearch(8, known_bad=True)
+    while (test := tester.next_test()) is not None:
+        first, end = test
+        tester.report(not (first <= 3 and end >= 5))
+    assert tester.failed == []
+    assert [i for first, end in tester.passed for i in range(first, end)] == list(range(8))
+
+
 def test_with_a_known_rate_the_calls_come_near_the_information_bound() -> None:
     rng = random.Random(3)
     count, rate = 20_000, 0.01
@@ -49,6 +86,9 @@ def test_with_a_known_rate_the_calls_come_near_the_information_bound() -> None:
     _, calls = isolate(bad, count, known_bad=False, size=group_size(rate))
     # n·H(p) bits are needed (1,616 here), and each bad record fails alone once more.
     assert calls < 1.35 * (1616 + len(bad))
+    _, searched = search(bad, count, known_bad=False, size=group_size(rate))
+    assert searched < 0.9 * calls
+    assert searched < 1.15 * (1616 + len(bad))
 
 
 def test_group_sizes_follow_the_bad_record_rate() -> None:

@@ -14,18 +14,25 @@ a batch is first cut into groups of about 0.7 / rate records, where about half t
 groups hold no bad record; that comes within a few percent of the information bound
 on the number of calls. A record is dead-lettered only after it failed alone: the
 model's answer for that record is what the dead letter says.
+
+Where calls are made one at a time anyway (next to the model), `LeftmostSearch` needs
+about 15% fewer: it tests groups from left to right, finds the leftmost bad record
+of a failed group by halving, and lets the group's untested rest join the records not
+yet tested, so the next test is a whole group again instead of a leftover half.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 from dataclasses import dataclass
+
+import numpy as np
 
 from batchform.records import recordio, tfrecord
 from batchform.records.batch import Batch
 from batchform.spec.enums import SplitType
+
+_NEWLINE = ord("\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +93,48 @@ class GroupTest:
             self._unknown.append(test.sibling)
 
 
+class LeftmostSearch:
+    """The calls that isolate the failing records among `count` consecutive records, one
+    at a time: `next_test` gives records [first, end) to call the model on, `report`
+    how it went; None once every record is answered or failed alone.
+
+    Records before `_next` are settled; while `_bad_end > _next`, records
+    [_next, _bad_end) are known to hold a bad record and are halved, left half first.
+    The answered ranges come out in record order.
+    """
+
+    def __init__(self, count: int, *, known_bad: bool, group_size: int = 0) -> None:
+        self.passed: list[tuple[int, int]] = []  # record ranges answered in one call, in order
+        self.failed: list[int] = []  # records that failed alone, in order
+        self._count = count
+        self._size = max(1, group_size or count)
+        self._next = 0
+        self._bad_end = count if known_bad else 0
+        self._test = (0, 0)
+
+    def next_test(self) -> tuple[int, int] | None:
+        first, bad_end = self._next, self._bad_end
+        if first >= self._count:
+            return None
+        if bad_end > first:  # halve; a lone record must still fail alone to be dead
+            end = first + max(1, (bad_end - first) // 2)
+        else:
+            end = min(self._count, first + self._size)
+        self._test = (first, end)
+        return self._test
+
+    def report(self, succeeded: bool) -> None:
+        first, end = self._test
+        if succeeded:
+            self.passed.append(self._test)
+            self._next = end  # the bad record, if one is known, lies further right
+        elif end - first == 1:
+            self.failed.append(first)
+            self._next = self._bad_end = end  # what lay right of it is untested again
+        else:
+            self._bad_end = end
+
+
 def group_size(rate: float) -> int:
     """Records per first group for a bad-record share `rate` (1: test each alone)."""
     if rate <= 0:
@@ -115,13 +164,10 @@ def record_ends(payload: bytes, split_type: SplitType, count: int) -> list[int]:
 
 
 def _line_ends(payload: bytes) -> list[int]:
-    # split, len and the running sums all run in C: no Python step per line.
-    lines = payload.split(b"\n")
-    if payload.endswith(b"\n"):
-        lines.pop()
-    ends = list(map(operator.add, itertools.accumulate(map(len, lines)), range(1, len(lines) + 1)))
-    if ends and not payload.endswith(b"\n"):
-        ends[-1] -= 1  # the object's last line has no newline
+    # One vectorised scan: a megabyte payload holds tens of thousands of lines.
+    ends: list[int] = (np.flatnonzero(np.frombuffer(payload, np.uint8) == _NEWLINE) + 1).tolist()
+    if not payload.endswith(b"\n"):
+        ends.append(len(payload))  # the object's last line has no newline
     return ends
 
 

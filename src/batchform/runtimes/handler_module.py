@@ -45,7 +45,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType, TracebackType
+from types import CodeType, ModuleType, TracebackType
 from typing import Any
 
 from batchform.errors import InputFormatError, ModelError, RuntimeStartError
@@ -280,24 +280,22 @@ def _user_frame(tb: TracebackType | None, code_dir: str) -> str | None:
     Walks the frames directly (no source lines read): isolating bad records may ask
     this for thousands of failures.
     """
-    prefix = _folder_prefix(code_dir)
     found = None
     while tb is not None:
-        code = tb.tb_frame.f_code
-        if _absolute(code.co_filename).startswith(prefix):
-            found = f"{os.path.basename(code.co_filename)}, line {tb.tb_lineno}, in {code.co_name}"
+        if _is_under(tb.tb_frame.f_code.co_filename, code_dir):
+            found = tb
         tb = tb.tb_next
-    return found
+    return None if found is None else _frame_text(found.tb_frame.f_code, found.tb_lineno)
 
 
 @functools.lru_cache(maxsize=256)
-def _absolute(path: str) -> str:
-    return os.path.abspath(path)
+def _frame_text(code: CodeType, line: int) -> str:
+    return f"{os.path.basename(code.co_filename)}, line {line}, in {code.co_name}"
 
 
-@functools.lru_cache(maxsize=16)
-def _folder_prefix(folder: str) -> str:
-    return os.path.join(os.path.abspath(folder), "")
+@functools.lru_cache(maxsize=1024)
+def _is_under(path: str, folder: str) -> bool:
+    return os.path.abspath(path).startswith(os.path.join(os.path.abspath(folder), ""))
 
 
 # --- serving ----------------------------------------------------------------------------
@@ -318,6 +316,7 @@ class LoadedHandler:
         self.default_accept = default_accept
         self._functions = functions
         self._failures: dict[tuple[str, str | None], int] = {}
+        self._code_dir = source.code_dir  # asked for each failure while isolating
 
     def transform(
         self, body: bytes, content_type: str | None, accept: str | None
@@ -377,7 +376,7 @@ class LoadedHandler:
 
     def _user_error(self, exc: Exception) -> ModelError:
         status, message = _toolkit_error(exc)
-        where = _user_frame(exc.__traceback__, self.source.code_dir)
+        where = _user_frame(exc.__traceback__, self._code_dir)
         self._log_failure(exc, where)
         suffix = f" ({where})" if where else ""
         return ModelError(status, f"{message}{suffix}")
@@ -446,10 +445,21 @@ def _toolkit_error(exc: Exception) -> tuple[int, str]:
     """(status, message) for a user exception. sagemaker_inference's
     BaseInferenceToolkitError carries the status the user chose; anything else is 500."""
     status = getattr(exc, "status_code", None)
-    is_toolkit = any(cls.__name__ == "BaseInferenceToolkitError" for cls in type(exc).__mro__)
-    if is_toolkit and isinstance(status, int) and 400 <= status <= 599:
+    if _is_toolkit_error(type(exc)) and isinstance(status, int) and 400 <= status <= 599:
         return status, str(getattr(exc, "message", exc))
     return 500, f"{type(exc).__name__}: {exc}"
+
+
+def _is_toolkit_error(kind: type) -> bool:
+    # By name: the toolkit itself need not be installed for its errors to be raised.
+    known = _TOOLKIT_ERROR_TYPES.get(kind)
+    if known is None:
+        known = any(cls.__name__ == "BaseInferenceToolkitError" for cls in kind.__mro__)
+        _TOOLKIT_ERROR_TYPES[kind] = known
+    return known
+
+
+_TOOLKIT_ERROR_TYPES: dict[type, bool] = {}  # asked once per failure while isolating
 
 
 def _parameters_dict(answer: object) -> dict[str, object]:

@@ -16,7 +16,7 @@ from multiprocessing.connection import Connection
 
 from batchform.errors import ModelError
 from batchform.records.assembly import assemble
-from batchform.records.isolation import GroupTest, record_ends
+from batchform.records.isolation import LeftmostSearch, record_ends
 from batchform.runtimes.base import IsolationPlan
 from batchform.runtimes.handler_module import HandlerSource, LoadedHandler, load_handler
 from batchform.runtimes.spool import (
@@ -125,31 +125,34 @@ def answer_isolating(
     report_every: float,
     plan: IsolationPlan,
 ) -> None:
-    """Group-test the payload's records here, next to the model: no round trip per test.
+    """Group-test the payload's records here, next to the model: no round trip per test,
+    and one call at a time, so each test can build on the one before.
     A tick goes out at least every `report_every` seconds, so a hung call is noticed."""
     ends = record_ends(payload, SplitType(plan.split_type), plan.record_count)
     starts = [0, *ends]
-    tester = GroupTest(plan.record_count, known_bad=plan.known_bad, group_size=plan.group_size)
-    passed: list[tuple[int, bytes]] = []
+    search = LeftmostSearch(plan.record_count, known_bad=plan.known_bad, group_size=plan.group_size)
+    answers: list[bytes] = []  # in record order: the search answers left to right
     failed: list[tuple[int, int, int, int, str]] = []
     retries = 0
     reported = time.monotonic()
-    while not tester.done:
-        for test in tester.next_round():
-            if time.monotonic() - reported >= report_every:
-                conn.send(("tick",))
-                reported = time.monotonic()
-            part = payload[starts[test.first] : ends[test.end - 1]]
-            outcome, tries = _with_retries(handler, part, content_type, accept, plan.max_retries)
-            retries += tries
-            tester.report(test, isinstance(outcome, bytes))
-            if isinstance(outcome, bytes):
-                passed.append((test.first, outcome))
-            elif test.count == 1:
-                start, end = starts[test.first], ends[test.first]
-                failed.append((test.first, start, end, outcome.status, outcome.message))
+    while (test := search.next_test()) is not None:
+        now = time.monotonic()
+        if now - reported >= report_every:
+            conn.send(("tick",))
+            reported = now
+        first, end = test
+        part = payload[starts[first] : ends[end - 1]]
+        outcome, tries = _with_retries(handler, part, content_type, accept, plan.max_retries)
+        retries += tries
+        if isinstance(outcome, bytes):
+            search.report(True)
+            answers.append(outcome)
+            continue
+        search.report(False)
+        if end - first == 1:
+            failed.append((first, starts[first], ends[first], outcome.status, outcome.message))
     joining = AssembleWith(plan.assemble_with)
-    body = b"".join(assemble(answer, joining) for _, answer in sorted(passed))
+    body = b"".join(assemble(answer, joining) for answer in answers)
     conn.send(("isolated", body, failed, retries))
 
 
