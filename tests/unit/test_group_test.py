@@ -120,3 +120,12 @@ def test_framed_record_ends() -> None:
     encoded = [encode_record(bytes([i]) * i) for i in range(4)]
     ends = record_ends(b"".join(encoded), SplitType.TFRECORD, 4)
     assert ends == [sum(len(e) for e in encoded[: i + 1]) for i in range(4)]
+
+
+def test_without_a_known_rate_the_search_learns_it_from_the_records_it_settles() -> None:
+    rng = random.Random(5)
+    count = 20_000
+    bad = {i for i in range(count) if rng.random() < 0.01}
+    _, learning = search(bad, count, known_bad=True)
+    _, knowing = search(bad, count, known_bad=True, size=group_size(0.01))
+    assert learning < 1.1 * knowing

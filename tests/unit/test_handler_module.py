@@ -378,6 +378,21 @@ def test_toolkit_errors_keep_their_status(tmp_path: Path) -> None:
         handler.transform(b"", "text/csv", None)
     assert caught.value.status == 422
     assert caught.value.message.startswith("label column missing")
+    assert handler.status_or_body(b"", "text/csv", None) == 422
+
+
+def test_a_status_or_body_call_gives_the_status_of_a_failure_and_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    handler = load(tmp_path, DOUBLER)
+    assert handler.status_or_body(b"1\n2\n", "text/csv", "text/csv") == b"2.0\n4.0\n"
+    assert handler.status_or_body(b"1,2\n3\n", "text/csv", None) == 400
+    crashing = load(
+        tmp_path / "crash", "def model_fn(d): return None\ndef transform_fn(m, b, c, a): 1 / 0\n"
+    )
+    with caplog.at_level("ERROR"):
+        assert crashing.status_or_body(b"1\n", "text/csv", None) == 500
+    assert caplog.records == []
 
 
 def test_returning_a_non_body_is_a_500(tmp_path: Path) -> None:

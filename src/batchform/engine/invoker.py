@@ -29,6 +29,7 @@ from batchform.errors import (
 from batchform.records.assembly import assemble
 from batchform.records.batch import Batch
 from batchform.records.isolation import (
+    BAD_RECORDS_TO_PLAN_ON,
     GroupTest,
     group_size,
     likely_to_fail,
@@ -141,7 +142,7 @@ class BadRecordRate:
     def rate(self) -> float:
         """0 until a few bad records were seen: too few to plan on."""
         with self._lock:
-            return self._bad / self._records if self._bad >= 3 else 0.0
+            return self._bad / self._records if self._bad >= BAD_RECORDS_TO_PLAN_ON else 0.0
 
 
 def assemble_spooled(body: SpooledBody, assemble_with: AssembleWith) -> list[Segment]:

@@ -100,13 +100,15 @@ class LeftmostSearch:
 
     Records before `_next` are settled; while `_bad_end > _next`, records
     [_next, _bad_end) are known to hold a bad record and are halved, left half first.
-    The answered ranges come out in record order.
+    The answered ranges come out in record order. Without a `group_size` (the share of
+    bad records is not known yet), the groups follow the share found so far.
     """
 
     def __init__(self, count: int, *, known_bad: bool, group_size: int = 0) -> None:
         self.passed: list[tuple[int, int]] = []  # record ranges answered in one call, in order
         self.failed: list[int] = []  # records that failed alone, in order
         self._count = count
+        self._learn_size = not group_size
         self._size = max(1, group_size or count)
         self._next = 0
         self._bad_end = count if known_bad else 0
@@ -131,8 +133,13 @@ class LeftmostSearch:
         elif end - first == 1:
             self.failed.append(first)
             self._next = self._bad_end = end  # what lay right of it is untested again
+            if self._learn_size and len(self.failed) >= BAD_RECORDS_TO_PLAN_ON:
+                self._size = max(1, group_size(len(self.failed) / end))
         else:
             self._bad_end = end
+
+
+BAD_RECORDS_TO_PLAN_ON = 3  # found before their share is trusted to size the groups
 
 
 def group_size(rate: float) -> int:

@@ -332,6 +332,21 @@ class LoadedHandler:
         except Exception as exc:
             raise self._user_error(exc) from exc
 
+    def status_or_body(
+        self, body: bytes, content_type: str | None, accept: str | None
+    ) -> int | bytes:
+        """The response body, or the status of the failure: for a call whose failure
+        needs no message (a group test while isolating), so none is made or logged."""
+        accept = self._accept_or_default(accept)
+        try:
+            return _response(self._run(body, content_type, accept), accept)[0]
+        except ModelError as exc:
+            return exc.status
+        except InputFormatError:
+            return 400
+        except Exception as exc:
+            return _chosen_status(exc) or 500
+
     def execution_parameters(self) -> dict[str, object] | None:
         """What the module's execution_parameters_fn says, as a dict; None without one."""
         ask = self._functions.execution_parameters_fn
@@ -444,10 +459,17 @@ def _body_bytes(body: object) -> bytes:
 def _toolkit_error(exc: Exception) -> tuple[int, str]:
     """(status, message) for a user exception. sagemaker_inference's
     BaseInferenceToolkitError carries the status the user chose; anything else is 500."""
-    status = getattr(exc, "status_code", None)
-    if _is_toolkit_error(type(exc)) and isinstance(status, int) and 400 <= status <= 599:
+    status = _chosen_status(exc)
+    if status is not None:
         return status, str(getattr(exc, "message", exc))
     return 500, f"{type(exc).__name__}: {exc}"
+
+
+def _chosen_status(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if _is_toolkit_error(type(exc)) and isinstance(status, int) and 400 <= status <= 599:
+        return status
+    return None
 
 
 def _is_toolkit_error(kind: type) -> bool:

@@ -142,14 +142,17 @@ def answer_isolating(
             reported = now
         first, end = test
         part = payload[starts[first] : ends[end - 1]]
-        outcome, tries = _with_retries(handler, part, content_type, accept, plan.max_retries)
+        alone = end - first == 1
+        outcome, tries = _with_retries(
+            handler, part, content_type, accept, plan.max_retries, alone=alone
+        )
         retries += tries
         if isinstance(outcome, bytes):
             search.report(True)
             answers.append(outcome)
             continue
         search.report(False)
-        if end - first == 1:
+        if isinstance(outcome, ModelError):
             failed.append((first, starts[first], ends[first], outcome.status, outcome.message))
     joining = AssembleWith(plan.assemble_with)
     body = b"".join(assemble(answer, joining) for answer in answers)
@@ -162,16 +165,36 @@ def _with_retries(
     content_type: str | None,
     accept: str | None,
     max_retries: int,
-) -> tuple[bytes | ModelError, int]:
-    """The answer, or the error once retries are spent (5xx only, as the engine retries)."""
+    *,
+    alone: bool,
+) -> tuple[bytes | int | ModelError, int]:
+    """The answer, or the failure once retries are spent (5xx only, as the engine
+    retries): a lone record's ModelError, whose message its dead letter keeps, and only
+    the status for a group of records."""
     attempt = 0
     while True:
-        try:
-            return handler.transform(payload, content_type, accept)[0], attempt
-        except ModelError as exc:
-            if not exc.retriable or attempt >= max_retries:
-                return exc, attempt
-            attempt += 1
+        outcome = _attempt(handler, payload, content_type, accept, alone)
+        if isinstance(outcome, bytes):
+            return outcome, attempt
+        status = outcome if isinstance(outcome, int) else outcome.status
+        if status < 500 or attempt >= max_retries:
+            return outcome, attempt
+        attempt += 1
+
+
+def _attempt(
+    handler: LoadedHandler,
+    payload: bytes,
+    content_type: str | None,
+    accept: str | None,
+    alone: bool,
+) -> bytes | int | ModelError:
+    if not alone:
+        return handler.status_or_body(payload, content_type, accept)
+    try:
+        return handler.transform(payload, content_type, accept)[0]
+    except ModelError as exc:
+        return exc
 
 
 def main() -> None:
