@@ -188,6 +188,23 @@ def test_the_worker_isolates_failing_records_itself(tmp_path: Path) -> None:
     assert found.body == good  # the pieces' answers joined in record order
 
 
+def test_the_worker_retries_what_fails_for_a_moment_while_isolating(tmp_path: Path) -> None:
+    def row(i: int) -> bytes:
+        return (
+            b"FAIL-%d\n" % i if i % 97 == 3 else b"FLAKY-%d\n" % i if i % 89 == 5 else b"r%d\n" % i
+        )
+
+    rows = [row(i) for i in range(5_000)]
+    plan = IsolationPlan("Line", len(rows), True, 0, 1, "Line")  # one retry per call
+    rt = runtime("fail_on_marker", tmp_path, [], workers=1)
+    with rt:
+        found = rt.isolate(InvocationRequest(b"".join(rows), "text/csv", "text/csv", 30), plan)
+    assert found is not None
+    assert [index for index, *_ in found.failed] == [i for i in range(5_000) if i % 97 == 3]
+    assert found.body == b"".join(r.upper() for r in rows if not r.startswith(b"FAIL"))
+    assert found.retries > 0
+
+
 def test_native_threads_follow_the_instance_share_of_the_cores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

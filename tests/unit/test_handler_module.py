@@ -19,6 +19,7 @@ from batchform.runtimes.handler_module import (
     find_handler,
     load_handler,
 )
+from batchform.runtimes.handler_worker import call_with_retries
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -499,3 +500,33 @@ def test_repeated_failures_log_one_traceback_then_counts(
     assert len(logged) == 2
     assert logged[0].exc_info is not None
     assert "10 times with ValueError at inference.py, line 6" in logged[1].getMessage()
+
+
+def test_isolating_calls_retry_server_errors_and_never_client_errors(tmp_path: Path) -> None:
+    handler = load(
+        tmp_path,
+        """
+        calls = []
+
+        def model_fn(model_dir):
+            return None
+
+        def transform_fn(model, data, content_type, accept):
+            calls.append(data)
+            if data.startswith("bad"):
+                raise ValueError("bad input")  # a 500 every time
+            if data.startswith("flaky") and calls.count(data) == 1:
+                raise MemoryError("this time only")
+            return data, "text/csv"
+        """,
+    )
+    for alone in (True, False):
+        answer, retries = call_with_retries(
+            handler, b"flaky-%d" % alone, "text/csv", None, 2, alone=alone
+        )
+        assert (answer, retries) == (b"flaky-%d" % alone, 1)
+        failure, retries = call_with_retries(handler, b"bad", "text/csv", None, 2, alone=alone)
+        assert retries == 2
+        assert failure == 500 if not alone else isinstance(failure, ModelError)
+    answer, retries = call_with_retries(handler, b"\xff", "text/csv", None, 2, alone=False)
+    assert (answer, retries) == (400, 0)  # not UTF-8: the client's fault, not retried

@@ -143,7 +143,7 @@ def answer_isolating(
         first, end = test
         part = payload[starts[first] : ends[end - 1]]
         alone = end - first == 1
-        outcome, tries = _with_retries(
+        outcome, tries = call_with_retries(
             handler, part, content_type, accept, plan.max_retries, alone=alone
         )
         retries += tries
@@ -159,7 +159,7 @@ def answer_isolating(
     conn.send(("isolated", body, failed, retries))
 
 
-def _with_retries(
+def call_with_retries(
     handler: LoadedHandler,
     payload: bytes,
     content_type: str | None,
