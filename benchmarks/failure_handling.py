@@ -6,7 +6,7 @@
     python benchmarks/failure_handling.py --cases resume,isolation
 
 Prints a table of each case beside its baseline and writes
-benchmarks/results/failure_handling.json. Each case runs `--repeat` times (3 by
+benchmarks/results/failure_handling.json. Each case runs `--repeat` times (5 by
 default), baseline and measured side by side each time; for isolation and resume the
 baseline is the mean of a clean run just before and one just after, as this machine's
 speed drifts. The table shows the medians, as one run of a few seconds on a small
@@ -272,7 +272,7 @@ def repeated(case: Callable[[Path], list[Row]], work: Path, times: int) -> Row:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated subset")
     args = parser.parse_args()
     scale, times = args.scale, args.repeat
