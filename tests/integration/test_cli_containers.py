@@ -111,3 +111,25 @@ def test_the_model_is_told_the_requested_concurrency(
         reply = urllib3.request("GET", f"{getattr(runtime, 'url', '')}/env", timeout=5.0)
 
     assert json.loads(reply.data)["environ"]["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] == "3"
+
+
+def test_isolation_through_a_model_server_writes_good_records_and_dead_letters_bad_ones(
+    tmp_path: Path,
+) -> None:
+    rows = [b"BAD-%d\n" % i if i % 101 == 7 else b"row-%d\n" % i for i in range(10_000)]
+    write_input(tmp_path, b"".join(rows))
+    done = transform(
+        tmp_path,
+        MODELS / "echo",
+        *("--on-error", "isolate", "--max-errors", "1%", "--max-payload", "1"),
+        *("--concurrency", "2", "--max-retries", "0", "--env", "ECHO_FAIL_MARKER=BAD"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    good = b"".join(row for row in rows if not row.startswith(b"BAD"))
+    assert (tmp_path / "out" / "data.csv.out").read_bytes() == good
+    letters = (tmp_path / "out" / "_batchform" / "errors" / "data.csv.jsonl").read_text()
+    dead = [json.loads(line) for line in letters.splitlines()]
+    assert [letter["record_index"] for letter in dead] == [i for i in range(10_000) if i % 101 == 7]
+    assert {letter["status"] for letter in dead} == {500}
+    offsets = [sum(map(len, rows[:index])) for index in (d["record_index"] for d in dead)]
+    assert [letter["byte_offset"] for letter in dead] == offsets

@@ -141,3 +141,27 @@ def test_when_the_runtime_cannot_isolate_the_engine_tests_the_pieces(tmp_path: P
     assert outputs(tmp_path)["a.csv.out"] == good
     assert [e["record_index"] for e in dead_letters(tmp_path, "a.csv")] == sorted(bad)
     assert made[0].isolations >= 1
+
+
+def test_while_isolating_only_a_lone_record_is_retried(tmp_path: Path) -> None:
+    data, good = rows_with_bad(400, {5, 300})
+    write(tmp_path, "a.csv", data)
+    calls: list[bytes] = []
+
+    def counting(payload: bytes) -> bytes:
+        calls.append(payload)
+        return rejects_bad(payload)
+
+    outcome = run(
+        tmp_path,
+        counting,
+        ModelClientConfig={"InvocationsMaxRetries": 2},
+        Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "1%"},
+    )
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    assert outputs(tmp_path)["a.csv.out"] == good
+    tries = {payload: calls.count(payload) for payload in calls}
+    assert tries[data] == 3  # the whole batch, as SageMaker retries it
+    assert tries[b"bad-5\n"] == tries[b"bad-300\n"] == 3  # each bad record before it is dead
+    groups = [payload for payload in tries if payload != data and payload.count(b"\n") > 1]
+    assert groups and all(tries[payload] == 1 for payload in groups)

@@ -30,7 +30,7 @@ from batchform.records.assembly import assemble
 from batchform.records.batch import Batch
 from batchform.records.isolation import (
     BAD_RECORDS_TO_PLAN_ON,
-    GroupTest,
+    SearchLanes,
     group_size,
     likely_to_fail,
     piece,
@@ -145,6 +145,17 @@ class BadRecordRate:
             return self._bad / self._records if self._bad >= BAD_RECORDS_TO_PLAN_ON else 0.0
 
 
+def search_lanes(records: int, concurrency: int) -> int:
+    """Searches side by side while isolating a batch's records. Each round of tests is
+    one exchange with the runtime, which costs more than a call: about one group per
+    search keeps rounds few (the longest search decides how many), and at least two
+    per concurrent request keep every request busy while some searches end first."""
+    return max(2 * concurrency, records // _RECORDS_PER_SEARCH)
+
+
+_RECORDS_PER_SEARCH = 64
+
+
 def assemble_spooled(body: SpooledBody, assemble_with: AssembleWith) -> list[Segment]:
     """`assemble` for an answer left in its spool file: the newline goes after it."""
     if assemble_with is AssembleWith.LINE and not body.ends_with_newline:
@@ -172,6 +183,7 @@ class BatchInvoker:
         self._timeout = float(request.model_client_config.invocations_timeout_in_seconds)
         self._max_retries = request.model_client_config.invocations_max_retries
         self._limit = settings.max_payload_in_mb * 1024 * 1024
+        self._concurrency = settings.max_concurrent_transforms
         self._processor = processor
         self._progress = progress
         self._stop = stop
@@ -205,7 +217,12 @@ class BatchInvoker:
         if found is not None:
             answer = self._answer_isolated(batch, key, found)
         else:
-            tester = GroupTest(batch.record_count, known_bad=known_bad, group_size=size)
+            tester = SearchLanes(
+                batch.record_count,
+                known_bad=known_bad,
+                group_size=size,
+                lanes=search_lanes(batch.record_count, self._concurrency),
+            )
             ends = record_ends(batch.payload, self._input.split_type, batch.record_count)
             answer = self._group_test(batch, key, ends, tester)
         self._rate.observe(batch.record_count, len(answer.dead_letters))
@@ -246,25 +263,53 @@ class BatchInvoker:
         ]
         return Answer([found.body] if found.body else [], letters)
 
-    def _group_test(self, batch: Batch, key: str, ends: list[int], tester: GroupTest) -> Answer:
+    def _group_test(self, batch: Batch, key: str, ends: list[int], tester: SearchLanes) -> Answer:
         answered: list[tuple[int, list[Segment]]] = []
-        letters: list[DeadLetter] = []
+        alone: list[tuple[Batch, BaseException]] = []  # records that failed on their own
         while not tester.done:
             if self._stop.is_set():
                 raise JobStopped("stopped while isolating failed records")
             tests = tester.next_round()
             pieces = [piece(batch, ends, test.first, test.end) for test in tests]
-            for test, part, outcome in zip(tests, pieces, self._round(pieces), strict=True):
+            for test, part, outcome in zip(tests, pieces, self._round(pieces, 0), strict=True):
                 tester.report(test, not isinstance(outcome, BaseException))
                 if not isinstance(outcome, BaseException):
-                    answered.append((test.first, outcome))
+                    answered.append((part.first_record, outcome))
                 elif test.count == 1:
-                    letters.append(_dead_letter(part, key, outcome))
+                    alone.append((part, outcome))
+        letters = self._retry_alone(alone, answered, key)
         answered.sort(key=lambda entry: entry[0])
         return Answer([segment for _, parts in answered for segment in parts], letters)
 
-    def _round(self, pieces: list[Batch]) -> list[list[Segment] | BaseException]:
-        """Answer independent pieces together, retrying each as SageMaker retries a call."""
+    def _retry_alone(
+        self,
+        alone: list[tuple[Batch, BaseException]],
+        answered: list[tuple[int, list[Segment]]],
+        key: str,
+    ) -> list[DeadLetter]:
+        """Try the records that failed alone again, as SageMaker retries a call, so a
+        passing failure does not dead-letter a good record: together, one round per
+        attempt, so the batch waits out each back-off once rather than once per record.
+        What passes joins `answered`; the dead letters of the rest are returned."""
+        again = [(part, error) for part, error in alone if _retriable(error)]
+        letters = [_dead_letter(part, key, error) for part, error in alone if not _retriable(error)]
+        if again and self._max_retries and not self._stop.is_set():
+            self._progress.add(retries=len(again))
+            self._log(f"retry 1 of {len(again)} record(s) after: {again[0][1]}")
+            _back_off(1)
+            parts = [part for part, _ in again]
+            outcomes = self._round(parts, self._max_retries - 1)
+            again = []
+            for part, outcome in zip(parts, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    again.append((part, outcome))
+                else:
+                    answered.append((part.first_record, outcome))
+        letters += [_dead_letter(part, key, error) for part, error in again]
+        return sorted(letters, key=lambda letter: letter.record_index)
+
+    def _round(self, pieces: list[Batch], retries: int) -> list[list[Segment] | BaseException]:
+        """Answer independent pieces together, each retried up to `retries` times."""
         outcomes: list[list[Segment] | BaseException] = [[] for _ in pieces]
         payloads: dict[int, bytes] = {}
         for index, part in enumerate(pieces):
@@ -277,7 +322,7 @@ class BatchInvoker:
         payloads = {index: payload for index, payload in payloads.items() if payload}
         attempt = 0
         while payloads:
-            retry = self._call_round(pieces, payloads, outcomes, attempt)
+            retry = self._call_round(pieces, payloads, outcomes, attempt < retries)
             if retry:
                 attempt += 1
                 self._progress.add(retries=len(retry))
@@ -291,7 +336,7 @@ class BatchInvoker:
         pieces: list[Batch],
         payloads: dict[int, bytes],
         outcomes: list[list[Segment] | BaseException],
-        attempt: int,
+        may_retry: bool,
     ) -> list[int]:
         """One exchange for the round; the outcomes filled in, the pieces to retry returned."""
         indexes = list(payloads)
@@ -305,7 +350,7 @@ class BatchInvoker:
                 outcomes[index] = self._finished(pieces[index], response)
                 continue
             outcomes[index] = response
-            if response.retriable and attempt < self._max_retries and not self._stop.is_set():
+            if may_retry and response.retriable and not self._stop.is_set():
                 retry.append(index)
         return retry
 
@@ -358,6 +403,11 @@ class BatchInvoker:
 
 def _back_off(attempt: int) -> None:
     time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+
+
+def _retriable(error: BaseException) -> bool:
+    """A model's failure SageMaker would call again for (5xx, timeouts, lost connections)."""
+    return isinstance(error, InvocationError) and error.retriable
 
 
 def _dead_letter(batch: Batch, key: str, error: BaseException) -> DeadLetter:

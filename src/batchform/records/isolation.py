@@ -1,28 +1,24 @@
 """Finding the records a model cannot answer, with as few calls as group testing allows.
 
-A failed batch says only that some record in it is bad. `GroupTest` plans the calls that
-find every record that fails on its own, pull-based and without I/O: take a round of
-independent tests (`next_round`), call the model on each, `report` how each went, until
-`done`. Tests within a round do not depend on one another, so a runtime can run a whole
-round in one exchange with its model process.
+A failed batch says only that some record in it is bad. `LeftmostSearch` plans the calls
+that find every record that fails on its own, pull-based and without I/O: `next_test`
+gives records to call the model on, `report` says how it went. It tests groups from left
+to right, halves a failed group (left half first) until its leftmost bad record stands
+alone, and lets whatever lay right of that record join the records not yet tested, so
+the next test is a whole group again. When the share of bad records is known (or once a
+few were found), groups hold about 0.7 / rate records, so about half of them hold no
+bad record; that comes within a few percent of the information bound on the number of
+calls. A record is dead-lettered only after it failed alone: the model's answer for that
+record is what the dead letter says.
 
-The plan is binary splitting with deduction. A group known to hold a bad record is
-halved and only its first half is tried: if that half succeeds, the second half must
-hold the bad record and is halved in turn without a call of its own; if it fails, the
-second half is unknown and tried as it is. When the share of bad records is known,
-a batch is first cut into groups of about 0.7 / rate records, where about half the
-groups hold no bad record; that comes within a few percent of the information bound
-on the number of calls. A record is dead-lettered only after it failed alone: the
-model's answer for that record is what the dead letter says.
-
-Where calls are made one at a time anyway (next to the model), `LeftmostSearch` needs
-about 15% fewer: it tests groups from left to right, finds the leftmost bad record
-of a failed group by halving, and lets the group's untested rest join the records not
-yet tested, so the next test is a whole group again instead of a leftover half.
+`SearchLanes` runs one such search on each of a few consecutive stretches of the
+records, one test from each per round: tests within a round do not depend on one
+another, so a runtime can run a round's calls at once.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -33,64 +29,6 @@ from batchform.records.batch import Batch
 from batchform.spec.enums import SplitType
 
 _NEWLINE = ord("\n")
-
-
-@dataclass(frozen=True, slots=True)
-class Test:
-    """Records [first, end) of the batch, in one call; `sibling` is decided by its outcome."""
-
-    first: int
-    end: int
-    #: The other half of a group known to hold a bad record, when this is its first half.
-    sibling: tuple[int, int] | None = None
-
-    @property
-    def count(self) -> int:
-        return self.end - self.first
-
-
-class GroupTest:
-    """The calls that isolate the failing records among `count` consecutive records."""
-
-    def __init__(self, count: int, *, known_bad: bool, group_size: int = 0) -> None:
-        self.passed: list[tuple[int, int]] = []  # record ranges answered in one call
-        self.failed: list[int] = []  # records that failed alone
-        self._unknown: list[tuple[int, int]] = []
-        self._bad: list[tuple[int, int]] = []  # known to hold a bad record, not yet alone
-        if known_bad:
-            self._bad.append((0, count))
-        else:
-            size = max(1, group_size or count)
-            self._unknown.extend((lo, min(count, lo + size)) for lo in range(0, count, size))
-
-    @property
-    def done(self) -> bool:
-        return not self._unknown and not self._bad
-
-    def next_round(self) -> list[Test]:
-        """One test for every group still open; all of them can run at once."""
-        tests = [Test(lo, hi) for lo, hi in self._unknown]
-        for lo, hi in self._bad:
-            if hi - lo == 1:
-                tests.append(Test(lo, hi))  # deduced bad: it must fail alone to be dead
-            else:
-                middle = lo + (hi - lo) // 2
-                tests.append(Test(lo, middle, (middle, hi)))
-        self._unknown, self._bad = [], []
-        return tests
-
-    def report(self, test: Test, succeeded: bool) -> None:
-        if succeeded:
-            self.passed.append((test.first, test.end))
-            if test.sibling is not None:
-                self._bad.append(test.sibling)
-            return
-        if test.count == 1:
-            self.failed.append(test.first)
-        else:
-            self._bad.append((test.first, test.end))
-        if test.sibling is not None:
-            self._unknown.append(test.sibling)
 
 
 class LeftmostSearch:
@@ -137,6 +75,72 @@ class LeftmostSearch:
                 self._size = max(1, group_size(len(self.failed) / end))
         else:
             self._bad_end = end
+
+
+@dataclass(frozen=True, slots=True)
+class Test:
+    """Records [first, end) of the batch, in one call, for the search of `lane`."""
+
+    first: int
+    end: int
+    lane: int
+
+    @property
+    def count(self) -> int:
+        return self.end - self.first
+
+
+class SearchLanes:
+    """`LeftmostSearch`es over `lanes` consecutive stretches of `count` records: rounds
+    of tests that can run at once (`next_round`, then `report` each), until `done`.
+
+    The answered ranges and failed records are given in record order, as one search
+    gives them.
+    """
+
+    def __init__(self, count: int, *, known_bad: bool, group_size: int = 0, lanes: int) -> None:
+        lanes = max(1, min(lanes, count))
+        bounds = [count * index // lanes for index in range(lanes + 1)]
+        self._starts = bounds[:-1]
+        # A whole batch known to fail says nothing of which stretch holds the bad record.
+        self._searches = [
+            LeftmostSearch(end - start, known_bad=known_bad and lanes == 1, group_size=group_size)
+            for start, end in itertools.pairwise(bounds)
+        ]
+        self._open = list(range(lanes))
+
+    @property
+    def done(self) -> bool:
+        return not self._open
+
+    def next_round(self) -> list[Test]:
+        tests: list[Test] = []
+        for lane in self._open:
+            found = self._searches[lane].next_test()
+            if found is not None:
+                start = self._starts[lane]
+                tests.append(Test(start + found[0], start + found[1], lane))
+        self._open = [test.lane for test in tests]
+        return tests
+
+    def report(self, test: Test, succeeded: bool) -> None:
+        self._searches[test.lane].report(succeeded)
+
+    @property
+    def passed(self) -> list[tuple[int, int]]:
+        return [
+            (start + first, start + end)
+            for start, search in zip(self._starts, self._searches, strict=True)
+            for first, end in search.passed
+        ]
+
+    @property
+    def failed(self) -> list[int]:
+        return [
+            start + index
+            for start, search in zip(self._starts, self._searches, strict=True)
+            for index in search.failed
+        ]
 
 
 BAD_RECORDS_TO_PLAN_ON = 3  # found before their share is trusted to size the groups

@@ -143,8 +143,11 @@ def answer_isolating(
         first, end = test
         part = payload[starts[first] : ends[end - 1]]
         alone = end - first == 1
+        # Only a lone record is retried: a failed group is searched, and a retry would
+        # mostly fail again for its bad record.
+        retries_left = plan.max_retries if alone else 0
         outcome, tries = call_with_retries(
-            handler, part, content_type, accept, plan.max_retries, alone=alone
+            handler, part, content_type, accept, retries_left, alone=alone
         )
         retries += tries
         if isinstance(outcome, bytes):
