@@ -165,3 +165,31 @@ def test_while_isolating_only_a_lone_record_is_retried(tmp_path: Path) -> None:
     assert tries[b"bad-5\n"] == tries[b"bad-300\n"] == 3  # each bad record before it is dead
     groups = [payload for payload in tries if payload != data and payload.count(b"\n") > 1]
     assert groups and all(tries[payload] == 1 for payload in groups)
+
+
+def test_isolation_filters_each_record_as_a_clean_run_does(tmp_path: Path) -> None:
+    """InputFilter, join and OutputFilter around the pieces: the good records' output is
+    what a run without bad records gives them, and the dead letters hold the input."""
+    rows = [
+        b"%d,%s,%d\n" % (i, b"bad" if i in {2, 40, 41, 700} else b"ok", i * 7) for i in range(900)
+    ]
+    data = b"".join(rows)
+    write(tmp_path, "a.csv", data)
+    processing = {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"}
+    outcome = run(
+        tmp_path,
+        rejects_bad,
+        DataProcessing=processing,
+        TransformOutput={"Accept": "text/csv"},
+        ModelClientConfig={"InvocationsMaxRetries": 0},
+        Environment={**ISOLATE, "BATCHFORM_MAX_ERRORS": "1%"},
+    )
+    assert outcome.status is JobStatus.COMPLETED, outcome.failure_reason
+    good = [row for row in rows if b",bad," not in row]
+    expected = b"".join(
+        b"%s,%s\n" % (row.split(b",")[0], row.split(b",")[2].strip().upper()) for row in good
+    )
+    assert outputs(tmp_path)["a.csv.out"] == expected
+    letters = dead_letters(tmp_path, "a.csv")
+    assert [letter["record_index"] for letter in letters] == [2, 40, 41, 700]
+    assert letters[0]["record"] == "2,bad,14\n"

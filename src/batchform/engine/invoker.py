@@ -266,12 +266,15 @@ class BatchInvoker:
     def _group_test(self, batch: Batch, key: str, ends: list[int], tester: SearchLanes) -> Answer:
         answered: list[tuple[int, list[Segment]]] = []
         alone: list[tuple[Batch, BaseException]] = []  # records that failed on their own
+        cut = self._filtered_once(batch)
         while not tester.done:
             if self._stop.is_set():
                 raise JobStopped("stopped while isolating failed records")
             tests = tester.next_round()
             pieces = [piece(batch, ends, test.first, test.end) for test in tests]
-            for test, part, outcome in zip(tests, pieces, self._round(pieces, 0), strict=True):
+            prepared = [cut(test.first, test.end) for test in tests] if cut else None
+            outcomes = self._round(pieces, 0, prepared)
+            for test, part, outcome in zip(tests, pieces, outcomes, strict=True):
                 tester.report(test, not isinstance(outcome, BaseException))
                 if not isinstance(outcome, BaseException):
                     answered.append((part.first_record, outcome))
@@ -308,13 +311,33 @@ class BatchInvoker:
         letters += [_dead_letter(part, key, error) for part, error in again]
         return sorted(letters, key=lambda letter: letter.record_index)
 
-    def _round(self, pieces: list[Batch], retries: int) -> list[list[Segment] | BaseException]:
-        """Answer independent pieces together, each retried up to `retries` times."""
+    def _filtered_once(self, batch: Batch) -> Callable[[int, int], bytes] | None:
+        """The InputFilter applied to the whole batch once, and records [first, end) of
+        the result: a filter keeps one line per record, and each record is in about six
+        of the pieces a search tries. None when there is no filter, or the batch cannot
+        be filtered whole (a malformed record is then filtered, and failed, alone)."""
+        if isinstance(self._processor, PassThrough):
+            return None
+        try:
+            filtered = self._prepared(batch)
+        except (InputFormatError, RecordTooLargeError):
+            return None
+        ends = record_ends(filtered, SplitType.LINE, batch.record_count)
+        if len(ends) != batch.record_count:
+            return None
+        starts = [0, *ends]
+        return lambda first, end: filtered[starts[first] : ends[end - 1]]
+
+    def _round(
+        self, pieces: list[Batch], retries: int, prepared: list[bytes] | None = None
+    ) -> list[list[Segment] | BaseException]:
+        """Answer independent pieces together, each retried up to `retries` times;
+        `prepared`: their payloads, already filtered."""
         outcomes: list[list[Segment] | BaseException] = [[] for _ in pieces]
         payloads: dict[int, bytes] = {}
         for index, part in enumerate(pieces):
             try:
-                payloads[index] = self._prepared(part)
+                payloads[index] = prepared[index] if prepared else self._prepared(part)
             except RecordTooLargeError:
                 raise
             except InputFormatError as exc:
