@@ -65,15 +65,13 @@ def isolation_case(work: Path, rows: int, payload_mb: int) -> list[dict[str, obj
     write_rows(dirty, rows, 0.01)
     extra = ("--max-payload", str(payload_mb), "--on-error", "isolate", "--max-errors", "2%")
     env = {"BATCHFORM_HOME": str(work / "home")}
-    clean_runs: list[Measurement] = []
-    iso = between_clean_runs(
+    iso, clean_runs = between_clean_runs(
         lambda: run_measured(
             "1% bad, isolate", transform_argv(FLAKY, dirty, work / "o2", *extra), env
         ),
         lambda n: run_measured(
             "clean run", transform_argv(FLAKY, clean, work / f"o1-{n}", *extra), env
         ),
-        clean_runs,
     )
     base = statistics.mean(run.wall_seconds for run in clean_runs)
     return [
@@ -89,14 +87,13 @@ def isolation_case(work: Path, rows: int, payload_mb: int) -> list[dict[str, obj
 
 
 def between_clean_runs(
-    measured: Callable[[], T], clean: Callable[[int], Measurement], clean_runs: list[Measurement]
-) -> T:
+    measured: Callable[[], T], clean: Callable[[int], Measurement]
+) -> tuple[T, list[Measurement]]:
     """`measured` run between two clean runs, whose mean is its baseline: this machine's
     speed drifts by a tenth over a minute, which one clean run before would count."""
-    clean_runs.append(clean(0))
+    before = clean(0)
     result = measured()
-    clean_runs.append(clean(1))
-    return result
+    return result, [before, clean(1)]
 
 
 def split_into_objects(path: Path, folder: Path, objects: int, total_bytes: int) -> None:
@@ -126,15 +123,13 @@ def resume_case(work: Path, objects: int, scale: float) -> list[dict[str, object
     source = work / "many"
     split_into_objects(narrow, source, objects, int(400e6 * scale))
     home = work / "home-resume"
-    clean_runs: list[Measurement] = []
-    killed_at, resumed = between_clean_runs(
+    (killed_at, resumed), clean_runs = between_clean_runs(
         lambda: kill_and_resume(source, work / "r2", home, objects // 2),
         lambda n: run_measured(
             "clean",
             transform_argv(NUMPY, source, work / f"r1-{n}", "--name", f"clean-{n}"),
             {"BATCHFORM_HOME": str(home)},
         ),
-        clean_runs,
     )
     baseline = statistics.mean(run.wall_seconds for run in clean_runs)
     clean_outputs = [_outputs(work / f"r1-{n}") for n in range(2)]

@@ -297,9 +297,7 @@ class BatchInvoker:
         again = [(part, error) for part, error in alone if _retriable(error)]
         letters = [_dead_letter(part, key, error) for part, error in alone if not _retriable(error)]
         if again and self._max_retries and not self._stop.is_set():
-            self._progress.add(retries=len(again))
-            self._log(f"retry 1 of {len(again)} record(s) after: {again[0][1]}")
-            _back_off(1)
+            self._wait_to_retry(1, len(again), f" of {len(again)} record(s)", again[0][1])
             parts = [part for part, _ in again]
             outcomes = self._round(parts, self._max_retries - 1)
             again = []
@@ -348,9 +346,8 @@ class BatchInvoker:
             retry = self._call_round(pieces, payloads, outcomes, attempt < retries)
             if retry:
                 attempt += 1
-                self._progress.add(retries=len(retry))
-                self._log(f"retry {attempt} of {len(retry)} piece(s) after: {outcomes[retry[0]]}")
-                _back_off(attempt)
+                what = f" of {len(retry)} piece(s)"
+                self._wait_to_retry(attempt, len(retry), what, outcomes[retry[0]])
             payloads = {index: payloads[index] for index in retry}
         return outcomes
 
@@ -405,6 +402,12 @@ class BatchInvoker:
             payload, self._input.content_type, self._output.accept, self._timeout, self._spool
         )
 
+    def _wait_to_retry(self, attempt: int, count: int, what: str, error: object) -> None:
+        """Count `count` retries, say why in the log, and back off before `attempt`."""
+        self._progress.add(retries=count)
+        self._log(f"retry {attempt}{what} after: {error}")
+        _back_off(attempt)
+
     def _invoke_with_retries(self, payload: bytes) -> InvocationResponse:
         request = self._request(payload)
         attempt = 0
@@ -416,9 +419,7 @@ class BatchInvoker:
                 if not exc.retriable or attempt >= self._max_retries or self._stop.is_set():
                     raise
                 attempt += 1
-                self._progress.add(retries=1)
-                self._log(f"retry {attempt} after: {exc}")
-                _back_off(attempt)
+                self._wait_to_retry(attempt, 1, "", exc)
                 continue
             self._progress.record_latency(time.monotonic() - started)
             return response
