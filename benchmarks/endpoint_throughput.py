@@ -3,7 +3,9 @@
 Part 1: the same wrk load (keep-alive connections, a small CSV body) against the model
 processes' own ports and against the server's /endpoints/<name>/invocations, with 1
 and 2 instances behind the endpoint; the ratio is what the proxy keeps of the direct
-throughput (target >= 0.7).
+throughput (target >= 0.7). Each run also reports the CPU time spent per request by
+the load generator, the server process and the model processes: on a machine whose
+cores the direct run already fills, the proxy's own CPU per request bounds the ratio.
 
 Part 2, the seed notebook's comparison made concrete: PCA projections of a training
 matrix by one batch transform job vs by the notebook's loop of `predict` calls over 500
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -93,8 +96,8 @@ def _proxy_rows(server: Server, args: argparse.Namespace) -> list[dict[str, Any]
             _deploy(sagemaker, name, model, count)
             ports = _model_ports(server, name)
             urls = [f"http://127.0.0.1:{port}/invocations" for port in ports]
-            direct = _wrk_split(urls, body, args)
-            proxied = _wrk_split([f"{server.url}/endpoints/{name}/invocations"], body, args)
+            direct = _wrk_split(urls, body, args, server)
+            proxied = _wrk_split([f"{server.url}/endpoints/{name}/invocations"], body, args, server)
             rows.append(
                 {"model": label, "bytes": len(body), "instances": count,
                  "direct": direct, "proxied": proxied}
@@ -133,8 +136,12 @@ def _model_ports(server: Server, endpoint: str) -> list[int]:
     return sorted(ports)
 
 
-def _wrk_split(urls: list[str], body: str, args: argparse.Namespace) -> dict[str, float]:
-    """One wrk per URL at once, the connections shared out; requests summed."""
+def _wrk_split(
+    urls: list[str], body: str, args: argparse.Namespace, server: Server
+) -> dict[str, float]:
+    """One wrk per URL at once, the connections shared out; requests summed, with the
+    CPU seconds each side spent meanwhile."""
+    cpu_before = _cpu_seconds(server)
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(_WRK_SCRIPT % body.replace("\n", "\\n"))
         script.flush()
@@ -159,11 +166,34 @@ def _wrk_split(urls: list[str], body: str, args: argparse.Namespace) -> dict[str
             for url in urls
         ]
         results = [_wrk_result(run.communicate()[0]) for run in runs]
+    requests = sum(r["requests"] for r in results)
+    cpu = {side: after - cpu_before[side] for side, after in _cpu_seconds(server).items()}
     return {
-        "rps": sum(r["requests"] for r in results) / args.seconds,
+        "rps": requests / args.seconds,
         "p50_ms": max(r["p50_us"] for r in results) / 1000,
         "p99_ms": max(r["p99_us"] for r in results) / 1000,
         "errors": sum(r["errors"] for r in results),
+        **{f"cpu_us_{side}": 1e6 * seconds / max(1, requests) for side, seconds in cpu.items()},
+    }
+
+
+def _cpu_seconds(server: Server) -> dict[str, float]:
+    """User + system CPU so far of the load generators (this process's finished
+    children), the server process, and the model processes under it."""
+    finished = resource.getrusage(resource.RUSAGE_CHILDREN)
+    root = psutil.Process(server.process.pid)
+    models = 0.0
+    for process in root.children(recursive=True):
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        models += times.user + times.system
+    own = root.cpu_times()
+    return {
+        "client": finished.ru_utime + finished.ru_stime,
+        "server": own.user + own.system,
+        "models": models,
     }
 
 
@@ -273,17 +303,29 @@ def _report(
             ("InvokeEndpoint (server)", proxied),
         ):
             figures = [f"{result['rps']:.0f}", f"{result['p50_ms']:.2f}", f"{result['p99_ms']:.2f}"]
+            cpu = [f"{result[f'cpu_us_{side}']:.0f}" for side in ("client", "server", "models")]
             table.append(
-                [row["model"], str(row["instances"]), label, *figures, str(result["errors"])]
+                [row["model"], str(row["instances"]), label, *figures, str(result["errors"]), *cpu]
             )
         table.append([row["model"], str(row["instances"]), "ratio server / direct",
-                      f"{proxied['rps'] / direct['rps']:.2f}", "", "", ""])  # fmt: skip
+                      f"{proxied['rps'] / direct['rps']:.2f}", "", "", "", "", "", ""])  # fmt: skip
     if table:
         print_table(
             f"InvokeEndpoint, one small CSV request at a time per connection, "
             f"{args.connections} keep-alive connections, {args.seconds:.0f} s, "
             "1 model worker per instance",
-            ["model", "instances", "path", "req/s", "p50 ms", "p99 ms", "errors"],
+            [
+                "model",
+                "instances",
+                "path",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+                "CPU us/req wrk",
+                "server",
+                "models",
+            ],
             table,
         )
     print_table(
