@@ -29,11 +29,20 @@ class Measurement:
 
 
 def run_measured(
-    name: str, argv: list[str], env: dict[str, str] | None = None, interval: float = 0.05
+    name: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    interval: float = 0.05,
+    *,
+    cold: bool = False,
 ) -> Measurement:
-    """Run a command; wall time from launch to exit, peak RSS of its whole process tree."""
+    """Run a command; wall time from launch to exit, peak RSS of its whole process tree.
+    `cold`: from an empty page cache (see `drop_page_cache`)."""
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    os.sync()  # an earlier run's output still being written back would slow this one
+    if cold:
+        drop_page_cache()
+    else:
+        os.sync()  # an earlier run's output still being written back would slow this one
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: chatty tools never block
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -55,6 +64,17 @@ def run_measured(
     if process.returncode != 0:
         print(f"{name} failed ({process.returncode}):\n{stderr[-3000:]}", file=sys.stderr)
     return Measurement(name, wall, peak_tree / 1e6, peak_main / 1e6, process.returncode)
+
+
+def drop_page_cache() -> None:
+    """Write back and drop the page cache, where allowed (root on Linux), so that each
+    run starts from the same state. On this virtual machine a run whose page cache
+    grows into memory the host has not backed (yet, or again) takes up to a third
+    longer, in system time, than one that reuses memory just freed; which runs of a
+    case did so depended on what the runs before them left behind."""
+    os.sync()
+    with contextlib.suppress(OSError):
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
 
 
 def transform_argv(model: Path, source: Path, output: Path, *extra: str) -> list[str]:

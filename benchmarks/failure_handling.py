@@ -18,7 +18,6 @@ left, as after a real kill. "extra s" is what a cost case adds to its baseline.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import shutil
@@ -37,6 +36,7 @@ import numpy as np
 from common import (
     ROOT,
     Measurement,
+    drop_page_cache,
     ensure,
     print_table,
     run_measured,
@@ -72,13 +72,18 @@ def isolation_case(work: Path, rows: int, payload_mb: int) -> list[dict[str, obj
     env = {"BATCHFORM_HOME": str(work / "home")}
     iso, clean_runs = between_clean_runs(
         lambda: removed_after(
-            cold_measured(
-                "1% bad, isolate", transform_argv(FLAKY, dirty, work / "o2", *extra), env
+            run_measured(
+                "1% bad, isolate",
+                transform_argv(FLAKY, dirty, work / "o2", *extra),
+                env,
+                cold=True,
             ),
             work / "o2",
         ),
         lambda n: removed_after(
-            cold_measured("clean run", transform_argv(FLAKY, clean, work / f"o1-{n}", *extra), env),
+            run_measured(
+                "clean run", transform_argv(FLAKY, clean, work / f"o1-{n}", *extra), env, cold=True
+            ),
             work / f"o1-{n}",
         ),
     )
@@ -93,23 +98,6 @@ def isolation_case(work: Path, rows: int, payload_mb: int) -> list[dict[str, obj
             "ok": all(run.returncode == 0 for run in [*clean_runs, iso]),
         }
     ]
-
-
-def cold_measured(name: str, argv: list[str], env: dict[str, str]) -> Measurement:
-    """`run_measured` from an empty page cache (see `drop_page_cache`)."""
-    drop_page_cache()
-    return run_measured(name, argv, env)
-
-
-def drop_page_cache() -> None:
-    """Write back and drop the page cache, where allowed (root on Linux), so that each
-    run starts from the same state. On this virtual machine a run whose page cache
-    grows into memory the host has not backed (yet, or again) takes up to a third
-    longer, in system time, than one that reuses memory just freed; which runs of a
-    case did so depended on what the runs before them left behind."""
-    os.sync()
-    with contextlib.suppress(OSError):
-        Path("/proc/sys/vm/drop_caches").write_text("1\n")
 
 
 def removed_after(result: T, *outputs: Path) -> T:
@@ -168,7 +156,7 @@ def resume_case(work: Path, objects: int, scale: float, fraction: float) -> list
     def clean(n: int) -> Measurement:
         output = work / f"r1-{n}"
         argv = transform_argv(NUMPY, source, output, "--name", f"clean-{n}")
-        run = cold_measured("clean", argv, {"BATCHFORM_HOME": str(home)})
+        run = run_measured("clean", argv, {"BATCHFORM_HOME": str(home)}, cold=True)
         clean_outputs.append(_outputs(output))
         return removed_after(run, output)
 
@@ -221,11 +209,14 @@ def big_file_case(work: Path, size: int) -> list[dict[str, object]]:
     path = DATA / f"narrow-{size}.csv"
     ensure(path, write_narrow_csv, size)
     env = {"BATCHFORM_HOME": str(work / "home-big")}
-    one = cold_measured(
-        "1 instance", transform_argv(NUMPY, path, work / "b1", "--concurrency", "1"), env
+    one = run_measured(
+        "1 instance",
+        transform_argv(NUMPY, path, work / "b1", "--concurrency", "1"),
+        env,
+        cold=True,
     )
     one_sample = removed_after(_sample(work / "b1"), work / "b1")
-    two = cold_measured(
+    two = run_measured(
         "2 instances",
         transform_argv(
             NUMPY,
@@ -239,6 +230,7 @@ def big_file_case(work: Path, size: int) -> list[dict[str, object]]:
             "64",
         ),
         env,
+        cold=True,
     )
     same = _close(one_sample, removed_after(_sample(work / "b2"), work / "b2"))
     return [
@@ -306,7 +298,7 @@ def repeated(case: Callable[[Path], list[Row]], work: Path, times: int) -> Row:
         shutil.rmtree(folder, ignore_errors=True)
     base = statistics.median(float(str(run["baseline_s"])) for run in runs)
     measured = statistics.median(float(str(run["measured_s"])) for run in runs)
-    speed_up = str(runs[0]["target"]).startswith(">=")
+    speed_up = _is_speed_up(runs[0])
     return {
         **runs[0],
         "baseline_s": base,
@@ -364,9 +356,13 @@ def main() -> None:
 
 def _extra_seconds(row: Row) -> str:
     """What a cost case adds to its baseline, in seconds (blank for a speed-up)."""
-    if str(row["target"]).startswith(">="):
+    if _is_speed_up(row):
         return ""
     return f"{float(str(row['measured_s'])) - float(str(row['baseline_s'])):.2f}"
+
+
+def _is_speed_up(row: Row) -> bool:
+    return str(row["target"]).startswith(">=")
 
 
 def _runs(row: Row) -> list[dict[str, object]]:
